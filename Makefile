@@ -1,0 +1,24 @@
+# spinexr: the single entry point.
+#   make demo    set up .venv (first time ~10 min: builds mmcv's ops) and run the main job:
+#                phantom -> conversion -> train every detector briefly -> comparison table
+#   make test    set up .venv if needed and run the whole test suite
+PY := .venv/bin/python
+OUT ?= work_dirs/comparison
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench clean-venv
+
+install:
+	bash scripts/install.sh
+
+demo: install
+	$(PY) tools/run_comparison.py --out $(OUT)
+
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf .venv

@@ -1,0 +1,3 @@
+from .clahe import CLAHE
+
+__all__ = ['CLAHE']

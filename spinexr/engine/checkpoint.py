@@ -1,0 +1,115 @@
+"""Loading mmengine checkpoints under torch >= 2.6 without switching off ``weights_only``.
+
+Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``: it unpickles only tensors,
+containers and an allow-list of globals. mmengine 0.10.7 calls ``torch.load`` without
+``weights_only`` and writes numpy scalars/arrays (log values, ``meta``) and its own
+:class:`~mmengine.logging.HistoryBuffer` (in the message hub) into every checkpoint, so its own
+``--resume`` and ``load_from`` fail with ``Unsupported global: numpy._core.multiarray.scalar``.
+
+This module is the single place that says which extra types a checkpoint may contain:
+:data:`ALLOWED_GLOBALS` is exactly the set of types mmengine's Runner and hooks write. Loading
+happens under :func:`torch.serialization.safe_globals`, so everything else stays refused; a
+checkpoint that carries any other pickled object fails with torch's ``UnpicklingError``. Nothing
+is changed globally: the allow-list applies only inside :func:`mmengine_safe_globals`.
+"""
+import contextlib
+import pickle
+from typing import Callable, Iterator, List, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
+
+def _numpy_globals() -> List[object]:
+    """Numpy types that appear when mmengine pickles numpy scalars and arrays.
+
+    ``np.float64(0.5)`` pickles as ``numpy._core.multiarray.scalar(dtype, bytes)``, an array as
+    ``numpy._core.multiarray._reconstruct(ndarray, shape, dtype)``; a dtype pickles as its class in
+    ``numpy.dtypes`` (numpy >= 1.25) plus ``numpy.dtype``.
+    """
+    try:  # numpy >= 2
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore
+    dtype_classes = [type(np.dtype(t)) for t in (
+        np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+        np.uint64, np.float16, np.float32, np.float64)]
+    return [scalar, _reconstruct, np.ndarray, np.dtype, *dtype_classes]
+
+
+def _history_buffer_getattr(obj: object, name: str) -> object:
+    """Stand-in for ``builtins.getattr`` while unpickling: only ``HistoryBuffer.<statistic>``.
+
+    A :class:`HistoryBuffer` pickles its registered statistics methods (``min``, ``max``,
+    ``current``, ``mean``, and any added with ``register_statistics``) as
+    ``getattr(HistoryBuffer, 'min')``. Allowing the real ``getattr`` would let a crafted file reach
+    any attribute of any allowed type (e.g. ``numpy.ndarray.tofile``), so this version resolves
+    those lookups and refuses everything else.
+    """
+    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({obj!r}, {name!r}) in a checkpoint: only HistoryBuffer statistics '
+        'methods may be looked up (spinexr.engine.checkpoint)')
+
+
+#: The extra globals an mmengine 0.10.7 checkpoint is allowed to contain (a ``(callable, name)``
+#: pair stands in for the global ``name``).
+ALLOWED_GLOBALS: List[object] = [
+    *_numpy_globals(), HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')
+]
+
+
+@contextlib.contextmanager
+def mmengine_safe_globals() -> Iterator[None]:
+    """Allow-list :data:`ALLOWED_GLOBALS` for ``torch.load(weights_only=True)`` in this block.
+
+    Example:
+        >>> with mmengine_safe_globals():
+        ...     ckpt = torch.load('epoch_1.pth', map_location='cpu')
+    """
+    with torch.serialization.safe_globals(ALLOWED_GLOBALS):
+        yield
+
+
+def load_checkpoint_dict(filename: str,
+                         map_location: Optional[Union[str, Callable]] = 'cpu') -> dict:
+    """Read an mmengine checkpoint file with the allow-list in force.
+
+    Args:
+        filename (str): Local path (or any prefix mmengine's CheckpointLoader knows).
+        map_location (str | Callable | None): As for :func:`torch.load`.
+
+    Returns:
+        dict: The checkpoint (``state_dict``, ``meta``, ``optimizer``, ``message_hub``, ...).
+
+    Raises:
+        pickle.UnpicklingError: The file holds a pickled object outside the allow-list.
+    """
+    with mmengine_safe_globals():
+        return _load_checkpoint(filename, map_location=map_location)
+
+
+def load_checkpoint(model: nn.Module,
+                    filename: str,
+                    map_location: Optional[Union[str, Callable]] = 'cpu',
+                    strict: bool = False,
+                    revise_keys: list = [(r'^module\.', '')]) -> dict:
+    """:func:`mmengine.runner.load_checkpoint` with the allow-list in force.
+
+    Args:
+        model (nn.Module): Model to load the weights into.
+        filename (str): Checkpoint path.
+        map_location (str | Callable | None): As for :func:`torch.load`.
+        strict (bool): Whether the keys must match exactly.
+        revise_keys (list): ``(pattern, replacement)`` pairs applied to the state-dict keys.
+
+    Returns:
+        dict: The loaded checkpoint.
+    """
+    checkpoint = load_checkpoint_dict(filename, map_location=map_location)
+    return _load_checkpoint_to_model(model, checkpoint, strict=strict, revise_keys=revise_keys)

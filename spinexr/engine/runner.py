@@ -1,0 +1,64 @@
+"""``SpinexrRunner``: mmengine's Runner with safe checkpoint loading and CPU multi-process support.
+
+Select it in a config with ``runner_type = 'SpinexrRunner'`` (``configs/_base_/default_runtime.py``
+does). It differs from :class:`mmengine.runner.Runner` in two places only:
+
+* :meth:`load_checkpoint` (used by ``load_from`` and by ``--resume``) reads the file under
+  :func:`spinexr.engine.checkpoint.mmengine_safe_globals`, so mmengine's own checkpoints load
+  under torch >= 2.6 with ``weights_only=True`` kept on.
+* With a distributed launcher on a machine without CUDA, mmengine 0.10.7 would call
+  ``torch.cuda.set_device`` and wrap the model with ``device_ids=[LOCAL_RANK]``, both of which fail
+  on CPU. Here the process group is initialised with the ``gloo`` backend instead and the model is
+  wrapped without ``device_ids``. On CUDA machines nothing changes.
+"""
+import copy
+import os
+from datetime import timedelta
+from typing import Callable, Optional, Union
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from .checkpoint import mmengine_safe_globals
+
+
+def _init_cpu_process_group(launcher: str, env_cfg: Optional[dict]) -> None:
+    """Initialise a gloo process group for ``launcher='pytorch'`` on a machine without CUDA."""
+    if launcher != 'pytorch' or torch.cuda.is_available() or torch_dist.is_initialized():
+        return
+    for var in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        if var not in os.environ:
+            raise RuntimeError(f'--launcher pytorch needs the environment variable {var}; '
+                               'start the script with torchrun (tools/dist_train.sh).')
+    timeout = ((env_cfg or {}).get('dist_cfg') or {}).get('timeout', 1800)
+    torch_dist.init_process_group(backend='gloo', timeout=timedelta(seconds=timeout))
+
+
+@RUNNERS.register_module()
+class SpinexrRunner(Runner):
+    """mmengine Runner that loads its checkpoints safely and trains multi-process on CPU.
+
+    Takes exactly the arguments of :class:`mmengine.runner.Runner`.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        launcher = kwargs.get('launcher', 'none')
+        if launcher != 'none' and not torch.cuda.is_available():
+            _init_cpu_process_group(launcher, kwargs.get('env_cfg'))
+            wrapper = copy.deepcopy(kwargs.get('model_wrapper_cfg')) or dict(
+                type='MMDistributedDataParallel', broadcast_buffers=False)
+            wrapper.setdefault('device_ids', None)
+            kwargs['model_wrapper_cfg'] = wrapper
+        super().__init__(*args, **kwargs)
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location: Union[str, Callable] = 'cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):
+        """Load a checkpoint with :data:`spinexr.engine.checkpoint.ALLOWED_GLOBALS` allowed."""
+        with mmengine_safe_globals():
+            return super().load_checkpoint(
+                filename, map_location=map_location, strict=strict, revise_keys=revise_keys)

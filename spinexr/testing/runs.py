@@ -1,0 +1,92 @@
+"""Helpers for end-to-end tests: tiny detection configs and running the tools as subprocesses."""
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Data part of the tiny detection configs (small images, no workers, iteration-based loop).
+_TINY_DATA = """
+data_root = '{data_root}/'
+metainfo = dict(classes=('Osteophytes', 'Surgical implant', 'Spondylolysthesis',
+                         'Foraminal stenosis', 'Disc space narrowing', 'Vertebral collapse',
+                         'Other lesions'))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=({size}, {size}), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=({size}, {size}), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    _delete_=True, batch_size=2, num_workers=0, persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
+                 ann_file='annotations/train.json', data_prefix=dict(img=''),
+                 filter_cfg=dict(filter_empty_gt=False), pipeline=train_pipeline))
+val_dataloader = dict(
+    _delete_=True, batch_size=2, num_workers=0, persistent_workers=False, drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
+                 ann_file='annotations/test.json', data_prefix=dict(img=''),
+                 test_mode=True, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(_delete_=True, type='CocoMetric',
+                     ann_file=data_root + 'annotations/test.json', metric='bbox')
+test_evaluator = val_evaluator
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={iters}, val_interval={iters})
+param_scheduler = []
+optim_wrapper = dict(optimizer=dict(lr=0.005))
+default_hooks = dict(checkpoint=dict(by_epoch=False, interval={ckpt_interval}),
+                     logger=dict(interval=1))
+log_processor = dict(by_epoch=False)
+"""
+
+#: Model overrides per mmdet base config (7 classes, no pretrained download).
+MODEL_OVERRIDES = {
+    'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py':
+    "model = dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=7))\n",
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py':
+    "model = dict(backbone=dict(init_cfg=None), roi_head=dict(bbox_head=dict(num_classes=7)))\n",
+}
+
+
+def write_det_config(path: Path, data_root: Path,
+                     base: str = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
+                     iters: int = 2, ckpt_interval: int = 1, size: int = 128,
+                     extra: str = '') -> Path:
+    """Write a leaf detection config: an mmdet base + spinexr runtime + the tiny data."""
+    runtime = REPO / 'configs' / '_base_' / 'default_runtime.py'
+    text = f"_base_ = ['{base}', '{runtime}']\n" + MODEL_OVERRIDES[base] + _TINY_DATA.format(
+        data_root=data_root, iters=iters, ckpt_interval=ckpt_interval, size=size) + extra
+    path.write_text(text)
+    return path
+
+
+def run_tool(args: List[str], cwd: Optional[Path] = None, timeout: int = 900,
+             env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` from the repository root and fail with its output if it fails."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, *args], cwd=cwd or REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} exited {proc.returncode}\n'
+                             f'--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}')
+    return proc
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

@@ -1,0 +1,136 @@
+"""What ``tools/train.py`` and ``tools/test.py`` do with their arguments, kept out of the scripts.
+
+Both tools follow MMDetection's: load the config, merge ``--cfg-options``, decide the work dir,
+switch AMP / resume / checkpoint, then build the runner named by ``runner_type`` (or mmengine's
+default Runner) and call ``train()`` / ``test()``. The functions here work for detection (mmdet
+scope) and classification (mmpretrain scope) configs alike.
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by the train and test tools."""
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='directory for logs, checkpoints and results')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs, e.g. '
+        'train_dataloader.batch_size=4 model.bbox_head.num_classes=7 key="[a,b]"')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load ``args.config`` and apply ``--cfg-options``, ``--launcher`` and ``--work-dir``.
+
+    The work dir is, in order of priority: ``--work-dir``, ``work_dir`` in the config,
+    ``./work_dirs/<config name>``.
+    """
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def apply_train_args(cfg: Config, amp: bool = False, resume: Optional[str] = None) -> Config:
+    """Switch on AMP and resuming as ``tools/train.py --amp --resume [CKPT]`` asks.
+
+    Args:
+        cfg (Config): The loaded config.
+        amp (bool): Use ``AmpOptimWrapper`` with dynamic loss scaling.
+        resume (str, optional): ``'auto'`` resumes from the latest checkpoint of the work dir, a
+            path resumes from that checkpoint, ``None`` does not resume.
+
+    Returns:
+        Config: The same config, changed in place.
+    """
+    if amp:
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            pass
+        elif cfg.optim_wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
+            raise ValueError('--amp works with optim_wrapper type OptimWrapper, '
+                             f'not {cfg.optim_wrapper.type}')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
+        cfg.resume = True
+        cfg.load_from = resume
+    return cfg
+
+
+def apply_test_args(cfg: Config, checkpoint: str, out: Optional[str] = None,
+                    show_dir: Optional[str] = None) -> Config:
+    """Point the config at ``checkpoint`` and wire ``--out`` / ``--show-dir``.
+
+    Args:
+        cfg (Config): The loaded config.
+        checkpoint (str): Checkpoint to evaluate.
+        out (str, optional): Pickle file for the raw predictions (``.pkl``).
+        show_dir (str, optional): Folder (under the run's log dir) for drawn predictions.
+
+    Returns:
+        Config: The same config, changed in place.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    if show_dir:
+        hooks = cfg.setdefault('default_hooks', ConfigDict())
+        if 'visualization' not in hooks:
+            raise KeyError('--show-dir needs default_hooks.visualization in the config')
+        hooks.visualization.draw = True
+        hooks.visualization.enable = True
+        hooks.visualization.test_out_dir = show_dir  # mmdet
+        hooks.visualization.out_dir = show_dir  # mmpretrain
+        if cfg.get('default_scope') == 'mmdet':
+            hooks.visualization.pop('enable')
+            hooks.visualization.pop('out_dir')
+        else:
+            hooks.visualization.pop('draw')
+            hooks.visualization.pop('test_out_dir')
+    if out is not None and not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl file, got {out}')
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the runner named by ``cfg.runner_type``, or mmengine's default Runner."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def add_dump_metric(runner: Runner, cfg: Config, out: str) -> None:
+    """Append a metric that dumps raw predictions to ``out`` (mmdet's format for detectors)."""
+    if cfg.get('default_scope') == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    else:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
+

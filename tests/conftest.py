@@ -1,0 +1,15 @@
+"""Shared fixtures: tiny generated datasets."""
+from pathlib import Path
+
+import pytest
+
+from spinexr.testing import make_tiny_coco
+
+
+@pytest.fixture(scope='session')
+def tiny_coco(tmp_path_factory) -> Path:
+    """A tiny converted-layout dataset: 8 train and 4 test images of 96x128."""
+    root = tmp_path_factory.mktemp('tiny_coco')
+    make_tiny_coco(str(root), split='train', num_images=8, seed=0)
+    make_tiny_coco(str(root), split='test', num_images=4, seed=1)
+    return root

@@ -1,0 +1,19 @@
+"""Multi-process training on CPU: torchrun, 2 processes, gloo, through tools/train.py."""
+import pytest
+
+from spinexr.testing.runs import free_port, run_tool, write_det_config
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tiny_coco, tmp_path):
+    work = tmp_path / 'work'
+    cfg = write_det_config(tmp_path / 'cfg.py', tiny_coco, iters=3, ckpt_interval=3, size=96)
+    proc = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2', '--nnodes=1',
+                     '--master_addr=127.0.0.1', f'--master_port={free_port()}',
+                     'tools/train.py', str(cfg), '--launcher', 'pytorch', '--work-dir', str(work)],
+                    env={'OMP_NUM_THREADS': '1'})
+    log = proc.stdout + proc.stderr
+    assert 'Distributed launcher: pytorch' in log or 'distributed' in log.lower(), log[-3000:]
+    assert (work / 'iter_3.pth').is_file()
+    logs = list(work.glob('*/*.log'))
+    assert logs and 'world_size: 2' in logs[0].read_text().replace('World size', 'world_size')

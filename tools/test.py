@@ -1,0 +1,33 @@
+"""Evaluate a checkpoint on the test split of a config (MMDetection's tools/test.py style).
+
+Examples:
+    python tools/test.py CONFIG work_dirs/run1/epoch_12.pth
+    python tools/test.py CONFIG CKPT --out preds.pkl --show-dir vis --work-dir work_dirs/eval
+    bash tools/dist_test.sh CONFIG CKPT 8
+"""
+import argparse
+
+from spinexr.utils.cli import (add_common_args, add_dump_metric, apply_test_args, build_runner,
+                               load_config)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    add_common_args(parser)
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
+    parser.add_argument('--show-dir', help='save drawn predictions under the run dir/SHOW_DIR')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = apply_test_args(load_config(args), args.checkpoint, out=args.out, show_dir=args.show_dir)
+    runner = build_runner(cfg)
+    if args.out:
+        add_dump_metric(runner, cfg, args.out)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
