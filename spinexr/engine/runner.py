@@ -18,6 +18,7 @@ from typing import Callable, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -47,10 +48,13 @@ class SpinexrRunner(Runner):
         launcher = kwargs.get('launcher', 'none')
         if launcher != 'none' and not torch.cuda.is_available():
             _init_cpu_process_group(launcher, kwargs.get('env_cfg'))
-            wrapper = copy.deepcopy(kwargs.get('model_wrapper_cfg')) or dict(
+            # mmengine reads the wrapper from ``cfg.model_wrapper_cfg``.
+            cfg = Config(copy.deepcopy(dict(kwargs.get('cfg') or {})))
+            wrapper = cfg.get('model_wrapper_cfg') or dict(
                 type='MMDistributedDataParallel', broadcast_buffers=False)
             wrapper.setdefault('device_ids', None)
-            kwargs['model_wrapper_cfg'] = wrapper
+            cfg.model_wrapper_cfg = wrapper
+            kwargs['cfg'] = cfg
         super().__init__(*args, **kwargs)
 
     def load_checkpoint(self,

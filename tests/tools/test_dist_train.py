@@ -12,8 +12,10 @@ def test_torchrun_two_processes(tiny_coco, tmp_path):
                      '--master_addr=127.0.0.1', f'--master_port={free_port()}',
                      'tools/train.py', str(cfg), '--launcher', 'pytorch', '--work-dir', str(work)],
                     env={'OMP_NUM_THREADS': '1'})
-    log = proc.stdout + proc.stderr
-    assert 'Distributed launcher: pytorch' in log or 'distributed' in log.lower(), log[-3000:]
     assert (work / 'iter_3.pth').is_file()
     logs = list(work.glob('*/*.log'))
-    assert logs and 'world_size: 2' in logs[0].read_text().replace('World size', 'world_size')
+    assert logs, 'no mmengine log written'
+    text = logs[0].read_text()
+    assert 'Distributed training: True' in text
+    assert 'GPU number: 2' in text  # mmengine reports the world size under this name
+    assert "device_ids=None" in text  # CPU DDP wrapper set up by SpinexrRunner
