@@ -113,3 +113,21 @@ def load_checkpoint(model: nn.Module,
     """
     checkpoint = load_checkpoint_dict(filename, map_location=map_location)
     return _load_checkpoint_to_model(model, checkpoint, strict=strict, revise_keys=revise_keys)
+
+
+def is_ultralytics_checkpoint(filename: str) -> bool:
+    """Whether ``filename`` is an Ultralytics ``.pt`` (a pickled ``ultralytics`` model).
+
+    Looks at the globals the pickle names, without unpickling anything.
+
+    Args:
+        filename (str): Local checkpoint path.
+
+    Returns:
+        bool: ``True`` if the file references classes of the ``ultralytics`` package.
+    """
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except Exception:  # not a torch zip/pickle file: let the regular loader report it
+        return False
+    return any(name.startswith('ultralytics.') for name in names)

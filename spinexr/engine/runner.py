@@ -6,6 +6,10 @@ does). It differs from :class:`mmengine.runner.Runner` in two places only:
 * :meth:`load_checkpoint` (used by ``load_from`` and by ``--resume``) reads the file under
   :func:`spinexr.engine.checkpoint.mmengine_safe_globals`, so mmengine's own checkpoints load
   under torch >= 2.6 with ``weights_only=True`` kept on.
+* ``load_from`` may name an Ultralytics ``.pt`` (e.g. ``yolo11l.pt``) when the model can take
+  one (it has ``load_ultralytics_weights``, as ``YOLO11Detector`` does): matching tensors are
+  transferred with Ultralytics' own loader. Such a file is a pickled model, so it is unpickled:
+  pass only files you trust. It cannot be resumed from.
 * With a distributed launcher on a machine without CUDA, mmengine 0.10.7 would call
   ``torch.cuda.set_device`` and wrap the model with ``device_ids=[LOCAL_RANK]``, both of which fail
   on CPU. Here the process group is initialised with the ``gloo`` backend instead and the model is
@@ -13,6 +17,7 @@ does). It differs from :class:`mmengine.runner.Runner` in two places only:
 """
 import copy
 import os
+import os.path as osp
 from datetime import timedelta
 from typing import Callable, Optional, Union
 
@@ -20,9 +25,10 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from .checkpoint import mmengine_safe_globals
+from .checkpoint import is_ultralytics_checkpoint, mmengine_safe_globals
 
 
 def _init_cpu_process_group(launcher: str, env_cfg: Optional[dict]) -> None:
@@ -57,12 +63,36 @@ class SpinexrRunner(Runner):
             kwargs['cfg'] = cfg
         super().__init__(*args, **kwargs)
 
+    def _ultralytics_target(self, filename: str):
+        """The model, if ``filename`` is an Ultralytics ``.pt`` that it can load; else None."""
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        if (osp.isfile(filename) and hasattr(model, 'load_ultralytics_weights')
+                and is_ultralytics_checkpoint(filename)):
+            return model
+        return None
+
+    def resume(self, filename: str, *args, **kwargs) -> None:
+        """Resume training; refuses an Ultralytics ``.pt``, which holds no training state."""
+        if self._ultralytics_target(filename) is not None:
+            raise ValueError(f'{filename} is an Ultralytics weights file, not a spinexr '
+                             'checkpoint: use load_from to start from it, not --resume')
+        super().resume(filename, *args, **kwargs)
+
     def load_checkpoint(self,
                         filename: str,
                         map_location: Union[str, Callable] = 'cpu',
                         strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]):
-        """Load a checkpoint with :data:`spinexr.engine.checkpoint.ALLOWED_GLOBALS` allowed."""
+        """Load a checkpoint with :data:`spinexr.engine.checkpoint.ALLOWED_GLOBALS` allowed.
+
+        An Ultralytics ``.pt`` goes to the model's ``load_ultralytics_weights`` instead.
+        """
+        model = self._ultralytics_target(filename)
+        if model is not None:
+            self.logger.warning(f'{filename} is an Ultralytics .pt: unpickling it with '
+                                "Ultralytics' loader (only load files you trust)")
+            model.load_ultralytics_weights(filename)
+            return dict(meta=dict())
         with mmengine_safe_globals():
             return super().load_checkpoint(
                 filename, map_location=map_location, strict=strict, revise_keys=revise_keys)

@@ -1,0 +1,4 @@
+"""Data preprocessors."""
+from .yolo import YOLODetDataPreprocessor, pack_yolo_targets
+
+__all__ = ['YOLODetDataPreprocessor', 'pack_yolo_targets']

@@ -1,0 +1,127 @@
+"""Ultralytics' YOLO detection criterion, wrapped for the mmengine Runner.
+
+The YOLO11 adapter (:class:`spinexr.models.detectors.YOLO11Detector`) computes exactly Ultralytics'
+own ``v8DetectionLoss`` (task-aligned assigner, BCE classification, CIoU box and DFL losses). This
+module holds what the adapter adds around it:
+
+* :class:`SigmoidFocalBCE`, an element-wise sigmoid focal loss that replaces the criterion's BCE, so
+  the classification loss keeps Ultralytics' normalisation by the sum of the target scores;
+* :func:`build_yolo_criterion`, which builds the criterion of a ``DetectionModel`` with the
+  gains of a config and optionally the focal classification loss;
+* :func:`unpack_yolo_loss`, which reads the return value of the pinned Ultralytics version explicitly.
+
+Ultralytics is imported lazily (inside functions) because importing it sets environment variables and
+thread counts.
+"""
+from types import SimpleNamespace
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: Names of the three components, in Ultralytics' order (box, cls, dfl).
+LOSS_NAMES = ('loss_box', 'loss_cls', 'loss_dfl')
+
+
+class SigmoidFocalBCE(nn.Module):
+    """Sigmoid focal loss on (soft) targets, element-wise (``reduction='none'``).
+
+    ``loss = BCE(x, t) * alpha_t * (1 - p_t) ** gamma`` with ``p = sigmoid(x)``,
+    ``p_t = p * t + (1 - p) * (1 - t)`` and ``alpha_t = alpha * t + (1 - alpha) * (1 - t)``
+    (Lin et al., 2017). With the task-aligned assigner the targets ``t`` are IoU-aware scores in
+    [0, 1], for which this is the usual soft-label generalisation. Being element-wise, it drops into
+    ``v8DetectionLoss.bce``; the criterion then sums it and divides by the target-score sum exactly as
+    it does for its BCE.
+
+    Args:
+        gamma (float): Focusing parameter. Defaults to 2.0.
+        alpha (float): Weight of the positive term; a negative value disables alpha weighting.
+            Defaults to 0.25.
+    """
+
+    def __init__(self, gamma: float = 2.0, alpha: float = 0.25) -> None:
+        super().__init__()
+        self.gamma = float(gamma)
+        self.alpha = float(alpha)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        """Return the element-wise loss.
+
+        Args:
+            pred (Tensor): Logits of any shape.
+            target (Tensor): Targets in [0, 1], same shape as ``pred``.
+
+        Returns:
+            Tensor: The loss, same shape as ``pred``.
+        """
+        target = target.to(pred.dtype)
+        bce = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
+        prob = pred.sigmoid()
+        p_t = prob * target + (1 - prob) * (1 - target)
+        loss = bce * (1.0 - p_t).pow(self.gamma)
+        if self.alpha >= 0:
+            loss = loss * (self.alpha * target + (1 - self.alpha) * (1 - target))
+        return loss
+
+
+def build_yolo_criterion(yolo_model: nn.Module,
+                         box: float = 7.5,
+                         cls: float = 0.5,
+                         dfl: float = 1.5,
+                         cls_loss: Optional[Dict[str, Any]] = None,
+                         tal_topk: int = 10) -> Any:
+    """Build Ultralytics' ``v8DetectionLoss`` for a ``DetectionModel``.
+
+    Args:
+        yolo_model (nn.Module): An ``ultralytics.nn.tasks.DetectionModel``. Its ``args`` attribute is
+            set to a namespace holding the gains (``v8DetectionLoss`` reads ``model.args``).
+        box (float): Box (CIoU) loss gain. Defaults to 7.5.
+        cls (float): Classification loss gain. Defaults to 0.5.
+        dfl (float): Distribution focal loss gain. Defaults to 1.5.
+        cls_loss (dict, optional): ``None`` or ``dict(type='bce')`` keeps Ultralytics' BCE;
+            ``dict(type='focal', gamma=2.0, alpha=0.25)`` uses :class:`SigmoidFocalBCE`.
+        tal_topk (int): ``topk`` of the task-aligned assigner. Defaults to 10.
+
+    Returns:
+        ultralytics.utils.loss.v8DetectionLoss: The criterion, on the model's device.
+    """
+    from ultralytics.utils.loss import v8DetectionLoss
+
+    yolo_model.args = SimpleNamespace(box=float(box), cls=float(cls), dfl=float(dfl))
+    criterion = v8DetectionLoss(yolo_model, tal_topk=tal_topk)
+    cls_loss = dict(cls_loss or dict(type='bce'))
+    kind = cls_loss.pop('type', 'bce')
+    if kind == 'focal':
+        criterion.bce = SigmoidFocalBCE(**cls_loss)
+    elif kind != 'bce':
+        raise ValueError(f"cls_loss type must be 'bce' or 'focal', got {kind!r}")
+    return criterion
+
+
+def unpack_yolo_loss(output: Any, batch_size: int) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """Read the return value of ``v8DetectionLoss.__call__`` of Ultralytics 8.4.190.
+
+    8.4.190 returns ``(loss, loss_items)``: ``loss`` is a tensor of shape (3,) holding the gained
+    (box, cls, dfl) losses **multiplied by the batch size**, ``loss_items`` a dict of the detached
+    per-image values (``box_loss``, ``cls_loss``, ``dfl_loss``). Versions up to 8.4.60 returned a
+    tensor of items instead of the dict. Anything else is refused with a clear error rather than silently
+    mis-scaled.
+
+    Args:
+        output (Any): What the criterion returned.
+        batch_size (int): Number of images in the batch.
+
+    Returns:
+        tuple[Tensor, dict]: The per-image-mean losses, shape (3,) with gradient, and the detached
+        items.
+    """
+    if not (isinstance(output, tuple) and len(output) == 2 and isinstance(output[0], Tensor)
+            and output[0].shape == (3, )):
+        raise TypeError('Unexpected return value of ultralytics v8DetectionLoss: expected '
+                        '(Tensor[3], dict) as in ultralytics 8.4.190, got '
+                        f'{type(output).__name__}. Check the pinned ultralytics version.')
+    loss, items = output
+    if isinstance(items, Tensor):  # <= 8.4.60: a tensor of (box, cls, dfl) items
+        items = dict(zip(('box_loss', 'cls_loss', 'dfl_loss'), items))
+    return loss / batch_size, dict(items)

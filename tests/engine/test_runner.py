@@ -1,0 +1,40 @@
+"""SpinexrRunner: load_from accepts an Ultralytics .pt for YOLO11, refuses to resume from one."""
+import copy
+
+import pytest
+import torch
+
+from spinexr.engine import SpinexrRunner
+from spinexr.engine.checkpoint import is_ultralytics_checkpoint
+
+
+def _runner(tmp_path, load_from, resume=False):
+    return SpinexrRunner(
+        model=dict(type='YOLO11Detector', model_yaml='yolo11n.yaml', num_classes=7,
+                   data_preprocessor=dict(type='YOLODetDataPreprocessor')),
+        work_dir=str(tmp_path / 'work'), load_from=str(load_from), resume=resume,
+        default_scope='mmdet')
+
+
+def test_load_from_ultralytics_pt(tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
+    torch.manual_seed(0)
+    src = DetectionModel('yolo11n.yaml', nc=80, verbose=False)
+    pt = tmp_path / 'yolo11n.pt'
+    torch.save({'model': None, 'ema': copy.deepcopy(src).half(), 'train_args': {}}, pt)
+    assert is_ultralytics_checkpoint(str(pt))
+
+    runner = _runner(tmp_path, pt)
+    runner.load_or_resume()
+    got = runner.model.yolo.state_dict()['model.0.conv.weight']
+    torch.testing.assert_close(got, src.half().float().state_dict()['model.0.conv.weight'])
+
+    with pytest.raises(ValueError, match='use load_from'):
+        _runner(tmp_path, pt, resume=True).load_or_resume()
+
+
+def test_mmengine_checkpoint_is_not_taken_for_ultralytics(tmp_path):
+    path = tmp_path / 'plain.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'meta': {}}, path)
+    assert not is_ultralytics_checkpoint(str(path))
+    assert not is_ultralytics_checkpoint(str(tmp_path / 'missing.pth'))
