@@ -1,0 +1,207 @@
+"""Inference throughput: spinexr's batched CLI pipeline vs. ``ultralytics.YOLO(...).predict``.
+
+The same YOLO11 weights run over the same image files, in one process, through
+
+1. **spinexr** -- :func:`spinexr.apis.inference.run_inference`, what ``tools/infer.py`` runs:
+   decode in DataLoader workers, resize/pad/normalise on the device, batched predict + NMS,
+   findings JSON/CSV written (overlays off, as ``predict(save=False)`` draws nothing);
+2. **ultralytics** -- the checkpoint exported with ``save_ultralytics_pt`` (what
+   ``tools/model_converters/spinexr_to_ultralytics.py`` writes), loaded by ``ultralytics.YOLO`` and
+   run by ``predict(source=LIST.txt, batch=B, stream=True, save=False, verbose=False)`` (a
+   ``.txt`` source, as a folder would be, is streamed in batches of ``B``; a Python list of
+   paths would be read whole into a single batch);
+3. **bare forward** -- the fused network on a ready ``(B, 3, H, W)`` tensor already on the device,
+   ``H x W`` the network input of the first file (upper bound: no decoding, no pre/post-processing,
+   no NMS).
+
+Both file pipelines use the same score threshold (``--conf``), IoU 0.65, 300 detections,
+single-label NMS. Each runs once to warm up, then ``--repeats`` interleaved timed rounds; the
+best time of each counts.
+Weights: a spinexr checkpoint given with ``--checkpoint`` (trained), else random initialisation
+(said in the output): throughput then includes almost no NMS work.
+
+CPU-sized run (32 generated PNGs of 320 px, YOLO11-n)::
+
+    python benchmarks/bench_infer.py --images 32 --imgsz 320 --batch 8 --workers 1
+
+GPU run (the issue's setting: YOLO11-l, 640 px, batch 32, fp16)::
+
+    python benchmarks/bench_infer.py --size l --images 512 --imgsz 640 --src-size 1024 \
+        --batch 32 --workers 16 --device cuda --fp16 [--checkpoint work_dirs/.../epoch_35.pth]
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--inputs', nargs='+',
+                   help='image files/folders/lists (default: generated PNGs)')
+    p.add_argument('--images', type=int, default=32, help='generated PNGs')
+    p.add_argument('--src-size', type=int, default=None,
+                   help='longer side of the generated PNGs (default: --imgsz)')
+    p.add_argument('--imgsz', type=int, default=320, help='inference size (longer side)')
+    p.add_argument('--size', default='n', choices=list('nsmlx'), help='YOLO11 scale')
+    p.add_argument('--config', help='default: configs/yolo11/yolo11<size>_35e_vindr-640.py')
+    p.add_argument('--checkpoint', help='trained spinexr checkpoint (default: random init)')
+    p.add_argument('--batch', type=int, default=8)
+    p.add_argument('--workers', type=int, default=1, help='decoding workers of the spinexr side')
+    p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    p.add_argument('--fp16', action='store_true', help='half precision (CUDA)')
+    p.add_argument('--conf', type=float, default=0.05, help='score threshold of both pipelines')
+    p.add_argument('--repeats', type=int, default=2, help='timed runs per pipeline (best counts)')
+    p.add_argument('--forward-iters', type=int, default=5, help='timed bare-forward batches')
+    p.add_argument('--threads', type=int, default=max(1, min(8, (os.cpu_count() or 2) - 1)),
+                   help="torch CPU threads for all three (default: Ultralytics' own choice, "
+                   'which its predictor sets anyway)')
+    p.add_argument('--work-dir', help='default: a temporary folder')
+    return p.parse_args(argv)
+
+
+def make_pngs(folder: Path, n: int, long_side: int, seed: int = 0) -> list:
+    """``n`` grey radiograph-like PNGs (portrait, 4:3) with bright vertebra-like blocks."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = long_side, int(round(long_side * 0.75))
+    files = []
+    for i in range(n):
+        img = rng.normal(60, 15, size=(h, w)).clip(0, 255).astype(np.uint8)
+        for k in range(6):
+            y = int(h * (0.1 + 0.13 * k))
+            cv2.rectangle(img, (int(w * 0.35), y), (int(w * 0.65), y + int(h * 0.09)),
+                          int(rng.integers(150, 230)), -1)
+        path = folder / f'img{i:05d}.png'
+        cv2.imwrite(str(path), img)
+        files.append(str(path))
+    return files
+
+
+def best_times(fns: dict, repeats: int) -> dict:
+    """One warm-up call of each, then ``repeats`` interleaved timed rounds; best time each
+    (interleaving spreads the load of a shared machine over all of them alike)."""
+    for fn in fns.values():
+        fn()  # warm-up (workers, cudnn, lazy init, Ultralytics' predictor setup)
+    best = {k: float('inf') for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    from spinexr.apis.inference import build_detector, collect_inputs, run_inference
+    from spinexr.datasets.metainfo import CLASSES
+    from spinexr.models.detectors.ultralytics_export import save_ultralytics_pt
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix='bench_infer_'))
+    work.mkdir(parents=True, exist_ok=True)
+    files = (collect_inputs(args.inputs)[0] if args.inputs else
+             make_pngs(work / 'images', args.images, args.src_size or args.imgsz))
+    config = args.config or str(REPO / f'configs/yolo11/yolo11{args.size}_35e_vindr-640.py')
+    s = args.imgsz
+    cfg_options = {'test_dataloader.dataset.pipeline.1.scale': (s, s),
+                   'model.test_cfg.multi_label': False}  # as Ultralytics' predict
+
+    # One set of weights for all three: the given checkpoint or a random initialisation.
+    model, _, _ = build_detector(config, args.checkpoint, fuse=False, cfg_options=cfg_options)
+    ckpt = args.checkpoint
+    if ckpt is None:
+        ckpt = str(work / 'random_init.pth')
+        torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    pt = save_ultralytics_pt(model, str(work / 'exported.pt'), class_names=CLASSES, imgsz=s)
+    del model
+    detector = build_detector(config, ckpt, device=args.device, fp16=args.fp16,
+                              cfg_options=cfg_options)
+    iou, max_det = detector[0].test_cfg['iou_thr'], detector[0].test_cfg['max_det']
+
+    def spinexr_run():
+        out = run_inference(files, config, ckpt, out_dir=str(work / 'spinexr_out'),
+                            batch_size=args.batch, workers=args.workers, device=args.device,
+                            score_thr=args.conf, fp16=args.fp16, overlays=False, progress=False,
+                            detector=detector)
+        assert out['num_images'] == len(files), out['failures'][:3]
+
+    # A .txt source: Ultralytics reads a Python list of paths all at once into ONE batch
+    # (LoadPilAndNumpy, `batch` ignored); a .txt/folder source streams batches of `batch`.
+    source = work / 'sources.txt'
+    source.write_text(''.join(str(Path(f).resolve()) + '\n' for f in files))
+    from ultralytics import YOLO
+    yolo = YOLO(pt, task='detect')
+    device = '0' if args.device.startswith('cuda') else 'cpu'
+
+    def ultralytics_run():
+        fp16 = dict(quantize=16) if args.fp16 else {}  # quantize=16 is its half=True
+        n = sum(1 for _ in yolo.predict(source=str(source), imgsz=s, batch=args.batch, **fp16,
+                                        device=device, conf=args.conf, iou=iou, max_det=max_det,
+                                        save=False, verbose=False, stream=True))
+        assert n == len(files)
+
+    # The bare forward sees the batch shape the file pipelines build from the first file
+    # (resized as the test pipeline says, padded to a multiple of 32).
+    from spinexr.apis.inference import read_image
+    h, w = detector[1].target_size(read_image(files[0])[1])
+    h, w = -(-h // 32) * 32, -(-w // 32) * 32
+    net = detector[0].yolo
+    x = torch.rand(args.batch, 3, h, w, device=args.device)
+    x = x.half() if getattr(detector[0], '_spinexr_half', False) else x
+    if getattr(detector[0], '_spinexr_channels_last', False):
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def forward_run():
+        with torch.inference_mode():
+            for _ in range(args.forward_iters):
+                net(x)
+        if args.device.startswith('cuda'):
+            torch.cuda.synchronize()
+
+    def threads(fn):  # Ultralytics' predictor resets the thread count when it starts
+        def wrapped():
+            torch.set_num_threads(args.threads)
+            fn()
+        return wrapped
+
+    t = best_times(dict(spinexr=threads(spinexr_run), ultralytics=threads(ultralytics_run),
+                        bare_forward=threads(forward_run)), args.repeats)
+    n = len(files)
+    rates = dict(spinexr=n / t['spinexr'], ultralytics=n / t['ultralytics'],
+                 bare_forward=args.batch * args.forward_iters / t['bare_forward'])
+    result = dict(
+        device=(torch.cuda.get_device_name(0) if args.device.startswith('cuda') else
+                f'cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})'),
+        weights='trained: ' + args.checkpoint if args.checkpoint else 'random init',
+        model=f'yolo11{args.size}', imgsz=s, forward_shape=[args.batch, 3, h, w], images=n,
+        batch=args.batch, workers=args.workers,
+        fp16=args.fp16, images_per_s={k: round(v, 2) for k, v in rates.items()},
+        spinexr_vs_ultralytics=round(rates['spinexr'] / rates['ultralytics'], 2),
+        spinexr_vs_bare_forward=round(rates['spinexr'] / rates['bare_forward'], 3))
+    print(f"device: {result['device']}; weights: {result['weights']}; {result['model']} "
+          f"@{s} (network input {h}x{w}); {n} files; batch {args.batch}; "
+          f"workers {args.workers}; fp16 {args.fp16}")
+    print(f"{'pipeline':<14}{'images/s':>10}")
+    for k, v in rates.items():
+        print(f'{k:<14}{v:>10.2f}')
+    print(f"spinexr / ultralytics predict: {result['spinexr_vs_ultralytics']:.2f}x; "
+          f"spinexr / bare forward: {result['spinexr_vs_bare_forward']:.3f}")
+    (work / 'bench_infer.json').write_text(json.dumps(result, indent=1))
+    print(f"written {work / 'bench_infer.json'}")
+    return result
+
+
+if __name__ == '__main__':
+    main()
