@@ -1,0 +1,4 @@
+# ResNet-50 classifier with sigmoid focal loss (gamma 2.0, alpha 0.25) instead of BCE.
+_base_ = './resnet50_60e_vindr-384.py'
+
+model = dict(head=dict(loss=dict(_delete_=True, type='BinaryFocalLoss', gamma=2.0, alpha=0.25)))

@@ -1,0 +1,176 @@
+"""Rows of the comparison table and ROC curves for the abnormality classifiers.
+
+Input is a prediction CSV written by ``BinaryClsMetric(prediction_file=...)`` on the test split,
+e.g. by ``tools/test.py configs/classifiers/ensemble_vindr-384.py``: columns ``label``, ``prob``
+(the evaluated model) and, for the ensemble, ``prob_<member>`` per member.
+
+Example (for ``tools/analysis_tools/compare.py`` or a notebook)::
+
+    from spinexr.evaluation.classifier_report import classifier_rows, plot_roc_curves
+    rows = classifier_rows('work_dirs/ensemble_vindr-384/test_predictions.csv',
+                           thresholds='work_dirs/cv/ensemble_search.json')
+    # [{'model': 'ensemble', 'auroc': 90.1, 'auroc_ci': (88.7, 91.4), 'sensitivity': ...}, ...]
+    plot_roc_curves('work_dirs/ensemble_vindr-384/test_predictions.csv', 'roc.png')
+
+Thresholds should come from validation (the json of ``tools/search_ensemble.py``: ``threshold``
+for the ensemble, ``member_thresholds`` for the members); choosing them on the predictions being
+reported is leakage, so this module never does.
+"""
+import csv
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Mapping, Optional, Union
+
+import numpy as np
+
+from .roc import roc_curve, summarize
+
+#: Statistics of a row; each has a ``<stat>_ci`` (lower, upper) entry too. Percent.
+ROW_STATS = ('auroc', 'sensitivity', 'specificity', 'f1')
+
+
+def _read_columns(predictions: Union[str, Mapping[str, object]]) -> Dict[str, np.ndarray]:
+    """CSV path or a mapping of columns (e.g. a pandas DataFrame) -> dict of arrays."""
+    if isinstance(predictions, str):
+        if not osp.isfile(predictions):
+            raise FileNotFoundError(f'prediction file not found: {predictions}')
+        with open(predictions, newline='', encoding='utf-8') as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            raise ValueError(f'{predictions}: no rows')
+        return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    return {k: np.asarray(predictions[k]) for k in predictions.keys()}
+
+
+def score_columns_of(columns: Mapping[str, object]) -> Dict[str, str]:
+    """Default ``model name -> column``: ``prob`` is ``'ensemble'`` when members exist."""
+    members = {c[len('prob_'):]: c for c in columns if c.startswith('prob_')}
+    out = {}
+    if 'prob' in columns:
+        out['ensemble' if members else 'model'] = 'prob'
+    out.update(members)
+    return out
+
+
+def _thresholds_for(names: List[str], thresholds) -> Dict[str, float]:
+    if thresholds is None:
+        return {n: 0.5 for n in names}
+    if isinstance(thresholds, (int, float)):
+        return {n: float(thresholds) for n in names}
+    if isinstance(thresholds, str):
+        with open(thresholds, encoding='utf-8') as f:
+            payload = json.load(f)
+        if str(payload.get('source', {}).get('split', '')).lower() == 'test':
+            raise ValueError(f'{thresholds}: chosen on the test split; refusing (leakage)')
+        member_thr = payload.get('member_thresholds', {})
+        return {n: float(member_thr.get(n, payload['threshold'])) for n in names}
+    missing = [n for n in names if n not in thresholds]
+    if missing:
+        raise KeyError(f'no threshold for {missing}')
+    return {n: float(thresholds[n]) for n in names}
+
+
+def classifier_rows(predictions: Union[str, Mapping[str, object]],
+                    score_columns: Optional[Mapping[str, str]] = None,
+                    thresholds: Union[None, float, str, Mapping[str, float]] = None,
+                    n_bootstrap: int = 1000,
+                    ci_level: float = 0.95,
+                    seed: int = 0) -> List[dict]:
+    """One comparison-table row per classifier: AUROC, sensitivity, specificity, F1 with CIs.
+
+    Args:
+        predictions (str | Mapping): Prediction CSV path, or columns (``label`` + scores).
+        score_columns (Mapping[str, str], optional): ``model name -> score column``; default
+            ``prob`` (named ``ensemble`` when ``prob_<member>`` columns exist) and every
+            ``prob_<member>`` column (named ``<member>``).
+        thresholds (None | float | str | Mapping): Operating thresholds: 0.5 for ``None``, one
+            number for all, a ``tools/search_ensemble.py`` json (ensemble: ``threshold``;
+            members: ``member_thresholds``), or ``model name -> threshold``.
+        n_bootstrap (int): Bootstrap replicates over images (0: no CIs).
+        ci_level (float): CI coverage.
+        seed (int): Bootstrap seed.
+
+    Returns:
+        list[dict]: Per model: ``model``, ``n_images``, ``n_abnormal``, ``threshold`` and, in
+        percent, ``auroc``, ``sensitivity``, ``specificity``, ``f1`` with ``<stat>_ci`` =
+        ``(lower, upper)`` (``None`` without bootstrap).
+    """
+    columns = _read_columns(predictions)
+    if 'label' not in columns:
+        raise KeyError('predictions need a "label" column')
+    score_columns = dict(score_columns or score_columns_of(columns))
+    labels = columns['label'].astype(np.int64)
+    thr = _thresholds_for(list(score_columns), thresholds)
+    rows = []
+    for name, col in score_columns.items():
+        if col not in columns:
+            raise KeyError(f'no column {col!r} (model {name}); columns: {sorted(columns)}')
+        s = summarize(labels, columns[col].astype(np.float64), thr[name],
+                      n_bootstrap=n_bootstrap, ci_level=ci_level, seed=seed)
+        row = dict(model=name, n_images=s['n_images'], n_abnormal=s['n_positive'],
+                   threshold=thr[name])
+        for k in ROW_STATS:
+            row[k] = 100.0 * s[k]
+            row[f'{k}_ci'] = ((100.0 * s[f'{k}_ci_lower'], 100.0 * s[f'{k}_ci_upper'])
+                              if n_bootstrap > 0 else None)
+        rows.append(row)
+    return rows
+
+
+def format_rows_markdown(rows: List[dict]) -> str:
+    """Markdown table of :func:`classifier_rows` output (value [CI low, CI high])."""
+    head = ('| model | AUROC | sensitivity | specificity | F1 | threshold |\n'
+            '|---|---|---|---|---|---|')
+
+    def cell(row: dict, k: str) -> str:
+        ci = row.get(f'{k}_ci')
+        return f'{row[k]:.2f}' + (f' [{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '')
+
+    lines = [f"| {r['model']} | " + ' | '.join(cell(r, k) for k in ROW_STATS)
+             + f" | {r['threshold']:.3f} |" for r in rows]
+    return '\n'.join([head, *lines]) + '\n'
+
+
+def plot_roc_curves(predictions: Union[str, Mapping[str, object]],
+                    out_file: str,
+                    score_columns: Optional[Mapping[str, str]] = None,
+                    thresholds: Union[None, float, str, Mapping[str, float]] = None,
+                    title: str = 'Abnormal vs normal (ROC)') -> str:
+    """Draw the ROC curves of every model (and its operating point) into a PNG.
+
+    Args:
+        predictions (str | Mapping): As for :func:`classifier_rows`.
+        out_file (str): PNG path.
+        score_columns (Mapping[str, str], optional): As for :func:`classifier_rows`.
+        thresholds: As for :func:`classifier_rows`; the operating points are marked.
+        title (str): Figure title.
+
+    Returns:
+        str: ``out_file``.
+    """
+    # Agg canvas on a bare Figure: no pyplot, no global backend switch.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = _read_columns(predictions)
+    score_columns = dict(score_columns or score_columns_of(columns))
+    labels = columns['label'].astype(np.int64)
+    thr = _thresholds_for(list(score_columns), thresholds)
+    fig = Figure(figsize=(5, 5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, col in score_columns.items():
+        scores = columns[col].astype(np.float64)
+        fpr, tpr, _ = roc_curve(labels, scores)
+        s = summarize(labels, scores, thr[name], n_bootstrap=0)
+        line, = ax.plot(fpr, tpr, lw=1.5, label=f'{name} (AUROC {100 * s["auroc"]:.1f})')
+        ax.plot(1 - s['specificity'], s['sensitivity'], 'o', color=line.get_color())
+    ax.plot([0, 1], [0, 1], '--', color='grey', lw=0.8)
+    ax.set(xlabel='1 - specificity', ylabel='sensitivity', title=title, xlim=(0, 1),
+           ylim=(0, 1.01))
+    ax.legend(loc='lower right', fontsize=8)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    fig.savefig(out_file)
+    return out_file

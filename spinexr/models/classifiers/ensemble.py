@@ -1,0 +1,263 @@
+"""``WeightedEnsembleClassifier``: weighted probability average of trained abnormality classifiers.
+
+Checkpoints and ``tools/test.py``: the ensemble's ``state_dict`` is exactly its members' weights
+under ``members.<i>.``. Members whose ``checkpoint`` is set in the config are loaded when the
+model is built; ``tools/model_converters/ensemble_checkpoint.py`` builds it that way and saves the
+combined checkpoint, which is the CHECKPOINT argument of ``tools/test.py``::
+
+    python tools/model_converters/ensemble_checkpoint.py \\
+        configs/classifiers/ensemble_vindr-384.py \\
+        --cfg-options model.members.0.checkpoint=A.pth model.members.1.checkpoint=B.pth \\
+                      model.members.2.checkpoint=C.pth --out work_dirs/ensemble.pth
+    python tools/test.py configs/classifiers/ensemble_vindr-384.py work_dirs/ensemble.pth
+
+A checkpoint without any ``members.`` key (e.g. a single member's) is refused, so it cannot be
+passed by mistake and silently load nothing.
+
+Weights and threshold must come from validation data: ``weights_file`` is the json written by
+``tools/search_ensemble.py`` on out-of-fold predictions; files marked as chosen on a test split
+are refused.
+"""
+import copy
+import json
+import os.path as osp
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import MMLogger
+from mmpretrain.models.classifiers import BaseClassifier
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from spinexr.evaluation.roc import positive_probability
+
+#: The draft's weights for (DenseNet-121, EfficientNetV2-S, ResNet-50). Not validated; prefer
+#: a weights file from ``tools/search_ensemble.py``.
+DEFAULT_WEIGHTS = (0.42, 0.32, 0.26)
+
+#: Test-time augmentations applied to the normalised batch ``(N, C, H, W)``.
+TTA_OPS = {
+    'hflip': lambda x: torch.flip(x, dims=[-1]),
+    'vflip': lambda x: torch.flip(x, dims=[-2]),
+}
+
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def _resolve_path(path: str) -> str:
+    """A relative config path as given, else relative to the repository root."""
+    if osp.isabs(path) or osp.exists(path):
+        return path
+    candidate = _REPO / path
+    return str(candidate) if candidate.exists() else path
+
+
+def build_member(spec: dict) -> nn.Module:
+    """Build one member classifier from ``dict(config=...)`` or ``dict(model=...)``.
+
+    The member's top-level ``data_preprocessor`` (mmpretrain configs keep it there) is merged into
+    its model config, so each member normalises the raw batch its own way.
+    """
+    if 'model' in spec:
+        model_cfg = copy.deepcopy(dict(spec['model']))
+        data_preprocessor = spec.get('data_preprocessor')
+    elif 'config' in spec:
+        path = _resolve_path(spec['config'])
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'ensemble member config not found: {spec["config"]}')
+        cfg = Config.fromfile(path)
+        model_cfg = copy.deepcopy(cfg.model)
+        data_preprocessor = cfg.get('data_preprocessor')
+    else:
+        raise ValueError(f'ensemble member needs "config" or "model": {spec}')
+    if isinstance(model_cfg, ConfigDict):
+        model_cfg = model_cfg.to_dict()
+    if data_preprocessor is not None and model_cfg.get('data_preprocessor') is None:
+        model_cfg['data_preprocessor'] = copy.deepcopy(dict(data_preprocessor))
+    return MODELS.build(model_cfg)
+
+
+def _load_member_checkpoint(model: nn.Module, checkpoint: str) -> None:
+    """Load a member checkpoint with the project's safe loader."""
+    from spinexr.engine.checkpoint import load_checkpoint
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'ensemble member checkpoint not found: {checkpoint}')
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+
+
+def read_weights_file(path: str, names: Sequence[str]) -> Dict[str, object]:
+    """Read weights (in ``names`` order) and threshold from a ``tools/search_ensemble.py`` json.
+
+    Raises:
+        ValueError: The file says it was chosen on a test split, or lacks a member.
+    """
+    with open(path, encoding='utf-8') as f:
+        payload = json.load(f)
+    source = payload.get('source', {})
+    if str(source.get('split', '')).lower() == 'test':
+        raise ValueError(f'{path}: weights were chosen on the test split; refusing (leakage)')
+    weights = payload.get('weights', {})
+    missing = [n for n in names if n not in weights]
+    if missing:
+        raise ValueError(f'{path}: no weight for member(s) {missing}; it has {sorted(weights)}')
+    return dict(weights=[float(weights[n]) for n in names],
+                threshold=float(payload['threshold']))
+
+
+@MODELS.register_module()
+class WeightedEnsembleClassifier(BaseClassifier):
+    """Weighted average of member classifiers' abnormal probabilities (DERNet-style ensemble).
+
+    ``p = sum_i w_i * p_i / sum_i w_i``, where ``p_i`` is member ``i``'s abnormal probability
+    averaged over the identity view and the ``tta`` views. Predictions carry
+    ``pred_score = [1 - p, p]``, ``pred_label = p >= threshold`` and, for the per-member ROC
+    analysis, ``member_scores`` (tensor) with ``member_names`` (metainfo).
+
+    The raw batch is passed to every member's own data preprocessor (each member normalises as
+    it was trained), so the ensemble's own preprocessor should only move data to the device:
+    mmengine's ``BaseDataPreprocessor`` (the default).
+
+    Args:
+        members (Sequence[dict]): ``dict(name=..., config=CONFIG, checkpoint=CKPT or None)`` or
+            ``dict(name=..., model=MODEL_CFG, data_preprocessor=..., checkpoint=...)``.
+        weights (Sequence[float], optional): One weight per member. Defaults to the draft's
+            (0.42, 0.32, 0.26) for three members; other member counts must give weights.
+        threshold (float): Operating threshold of ``pred_label``. Defaults to 0.5.
+        weights_file (str, optional): Json from ``tools/search_ensemble.py``; its weights (by
+            member name) and threshold replace ``weights`` and ``threshold``.
+        tta (Sequence[str]): Test-time augmentations from :data:`TTA_OPS`, e.g. ``('hflip',)``.
+        data_preprocessor (dict, optional): Defaults to ``BaseDataPreprocessor``.
+        init_cfg (dict, optional): Unused; members are initialised by their checkpoints.
+    """
+
+    def __init__(self,
+                 members: Sequence[dict],
+                 weights: Optional[Sequence[float]] = None,
+                 threshold: float = 0.5,
+                 weights_file: Optional[str] = None,
+                 tta: Sequence[str] = (),
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='BaseDataPreprocessor')
+        super().__init__(init_cfg=init_cfg, data_preprocessor=data_preprocessor)
+        if not members:
+            raise ValueError('WeightedEnsembleClassifier needs at least one member')
+        self.member_names: List[str] = [
+            str(m.get('name', f'member{i}')) for i, m in enumerate(members)]
+        if len(set(self.member_names)) != len(self.member_names):
+            raise ValueError(f'member names must be unique: {self.member_names}')
+        if weights_file is not None:
+            loaded = read_weights_file(weights_file, self.member_names)
+            weights, threshold = loaded['weights'], loaded['threshold']
+        elif weights is None:
+            if len(members) != len(DEFAULT_WEIGHTS):
+                raise ValueError(f'{len(members)} members: give `weights` (the default '
+                                 f'{DEFAULT_WEIGHTS} is for three members)')
+            weights = DEFAULT_WEIGHTS
+        if len(weights) != len(members) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError(f'need {len(members)} non-negative weights with a positive sum, '
+                             f'got {list(weights)}')
+        unknown = [t for t in tta if t not in TTA_OPS]
+        if unknown:
+            raise ValueError(f'unknown TTA {unknown}; choose from {sorted(TTA_OPS)}')
+        self.tta = tuple(tta)
+        self.threshold = float(threshold)
+        self.register_buffer('weights', torch.tensor(
+            [float(w) / float(sum(weights)) for w in weights]), persistent=False)
+        self.members = nn.ModuleList(build_member(m) for m in members)
+        self._checkpoints = [m.get('checkpoint') for m in members]
+        for model, ckpt in zip(self.members, self._checkpoints):
+            if ckpt:
+                _load_member_checkpoint(model, ckpt)
+        self._has_weights = any(self._checkpoints)
+        MMLogger.get_current_instance().info(
+            'WeightedEnsembleClassifier: ' + ', '.join(
+                f'{n}={w:.3f}' for n, w in zip(self.member_names, self.weights.tolist()))
+            + f', threshold={self.threshold:.4f}, tta={list(self.tta)}')
+
+    def init_weights(self) -> None:
+        """Initialise only members without a checkpoint (loaded weights are kept)."""
+        for model, ckpt in zip(self.members, self._checkpoints):
+            if not ckpt:
+                model.init_weights()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Refuse a checkpoint that holds no ``members.`` weights (e.g. one member's)."""
+        if not any(k.startswith(prefix + 'members.') for k in state_dict):
+            raise ValueError(
+                'this checkpoint is not an ensemble checkpoint (no "members." keys); write one '
+                'with tools/model_converters/ensemble_checkpoint.py')
+        self._has_weights = True
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, inputs, data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """``'predict'`` -> data samples; ``'tensor'`` -> ensemble probabilities ``(N,)``."""
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.member_probabilities(inputs) @ self.weights
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}".')
+
+    def extract_feat(self, inputs):
+        """Not defined for an ensemble of different backbones."""
+        raise NotImplementedError('WeightedEnsembleClassifier has no single feature extractor')
+
+    def loss(self, inputs, data_samples) -> dict:
+        """The ensemble is not trained; train its members with their own configs."""
+        raise NotImplementedError('train the members (tools/train.py on their configs), '
+                                  'then search the weights with tools/search_ensemble.py')
+
+    @torch.no_grad()
+    def member_probabilities(self, inputs: Union[torch.Tensor, List[torch.Tensor]]
+                             ) -> torch.Tensor:
+        """Abnormal probability of every member, TTA-averaged: ``(N, num_members)``."""
+        columns = []
+        for model in self.members:
+            batch = model.data_preprocessor(dict(inputs=inputs, data_samples=None), False)
+            x = batch['inputs']
+            views = [x] + [TTA_OPS[name](x) for name in self.tta]
+            probs = [torch.as_tensor(positive_probability(torch.stack(
+                [s.pred_score for s in model.predict(v)])), dtype=torch.float32)
+                for v in views]
+            columns.append(torch.stack(probs).mean(0))
+        return torch.stack(columns, dim=1).to(self.weights.device)
+
+    @torch.no_grad()
+    def predict(self, inputs, data_samples: Optional[List[DataSample]] = None
+                ) -> List[DataSample]:
+        """Weighted ensemble prediction for a batch."""
+        if not self._has_weights:
+            MMLogger.get_current_instance().warning(
+                'WeightedEnsembleClassifier: no member checkpoint was loaded; predicting with '
+                'randomly initialised members')
+            self._has_weights = True  # warn once
+        member_probs = self.member_probabilities(inputs)
+        prob = member_probs @ self.weights
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(prob.numel())]
+        for sample, p, mp in zip(data_samples, prob, member_probs):
+            sample.set_pred_score(torch.stack([1 - p, p]))
+            sample.set_pred_label(int(p >= self.threshold))
+            sample.set_field(mp.clone(), 'member_scores')
+            sample.set_field(list(self.member_names), 'member_names', field_type='metainfo')
+        return data_samples
+
+
+def save_ensemble_checkpoint(model: WeightedEnsembleClassifier, out_file: str) -> str:
+    """Save the ensemble's weights (all members) as a checkpoint ``tools/test.py`` loads.
+
+    Only tensors and plain Python values are stored, so it loads with ``weights_only=True``.
+    """
+    meta = dict(members=list(model.member_names), weights=model.weights.tolist(),
+                threshold=model.threshold, tta=list(model.tta))
+    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()},
+                    meta=meta), out_file)
+    return out_file

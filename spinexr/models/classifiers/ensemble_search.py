@@ -1,0 +1,154 @@
+"""Choose ensemble weights and the operating threshold on out-of-fold validation predictions.
+
+The draft picked its weights (0.42 / 0.32 / 0.26) and threshold (0.478) on the test labels. Here
+the search runs on the out-of-fold (OOF) table written by ``tools/cross_validate.py``: every
+image of the *training* split is predicted by the member trained without its fold. The loader
+refuses anything that is not such a table:
+
+* a ``split`` column with any value ``test`` (or a file whose images appear in a test annotation
+  file given with ``test_ann_file``);
+* a table without a ``fold`` column (not out-of-fold), or with an image twice.
+"""
+import csv
+import itertools
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from spinexr.evaluation.roc import auroc, binary_stats, youden_threshold
+
+
+def weight_grid(n_members: int, step: float = 0.05) -> np.ndarray:
+    """All weight vectors of non-negative multiples of ``step`` that sum to 1.
+
+    Returns:
+        np.ndarray: ``(K, n_members)``; ``K = C(1/step + n - 1, n - 1)`` (231 for 3 members).
+    """
+    units = int(round(1.0 / step))
+    if not np.isclose(units * step, 1.0):
+        raise ValueError(f'step must divide 1, got {step}')
+    rows = [c for c in itertools.product(range(units + 1), repeat=n_members - 1)
+            if sum(c) <= units]
+    grid = np.array([[*c, units - sum(c)] for c in rows], dtype=np.float64) / units
+    return grid
+
+
+def search_weights(labels: Sequence[int], member_probs: np.ndarray,
+                   step: float = 0.05) -> Tuple[np.ndarray, float]:
+    """Grid-search the weights that maximise AUROC of the weighted probability average.
+
+    Ties (within 1e-12) go to the weights closest to uniform, then to the first in grid order.
+
+    Args:
+        labels (Sequence[int]): 0/1 labels ``(N,)``.
+        member_probs (np.ndarray): ``(N, M)`` member probabilities.
+        step (float): Grid step.
+
+    Returns:
+        tuple[np.ndarray, float]: best weights ``(M,)`` and their AUROC.
+    """
+    member_probs = np.asarray(member_probs, dtype=np.float64)
+    grid = weight_grid(member_probs.shape[1], step)
+    scores = np.array([auroc(labels, member_probs @ w) for w in grid])
+    if np.isnan(scores).all():
+        raise ValueError('AUROC is undefined: the predictions hold only one class')
+    best = np.nanmax(scores)
+    tied = np.flatnonzero(scores >= best - 1e-12)
+    uniform = np.full(grid.shape[1], 1.0 / grid.shape[1])
+    pick = tied[np.argmin(np.abs(grid[tied] - uniform).sum(1))]
+    return grid[pick], float(scores[pick])
+
+
+def load_oof_predictions(path: str, test_ann_file: Optional[str] = None
+                         ) -> Tuple[List[dict], List[str]]:
+    """Read an OOF prediction table and enforce the no-leakage rules (see module docstring).
+
+    Returns:
+        tuple[list[dict], list[str]]: rows and the member names (``prob_<name>`` columns).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'prediction file not found: {path}')
+    with open(path, newline='', encoding='utf-8') as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    if 'fold' not in columns:
+        raise ValueError(f'{path} has no "fold" column: it is not an out-of-fold table. Make one '
+                         'with tools/cross_validate.py; weights are never chosen on test data.')
+    test_rows = [r['image_id'] for r in rows if r.get('split', '').strip().lower() == 'test']
+    if test_rows:
+        raise ValueError(f'{path}: {len(test_rows)} rows come from the test split (e.g. '
+                         f'{test_rows[0]}); refusing to choose weights on test data')
+    names = [c[len('prob_'):] for c in columns if c.startswith('prob_')]
+    if not names:
+        raise ValueError(f'{path}: no prob_<model> columns')
+    ids = [r['image_id'] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f'{path}: an image appears more than once; not an out-of-fold table')
+    if test_ann_file is not None:
+        with open(test_ann_file, encoding='utf-8') as f:
+            test_ids = {str(im.get('image_id', im.get('id'))) for im in json.load(f)['images']}
+        overlap = test_ids.intersection(ids)
+        if overlap:
+            raise ValueError(f'{path}: {len(overlap)} images belong to {test_ann_file} (e.g. '
+                             f'{sorted(overlap)[0]}); refusing to choose weights on test data')
+    for i, r in enumerate(rows):
+        for n in names:
+            if r[f'prob_{n}'] in ('', None):
+                raise ValueError(f'{path}: row {i + 2} ({r["image_id"]}) has no prob_{n}')
+    return rows, names
+
+
+def run_search(predictions: str,
+               out_file: str,
+               members: Optional[Sequence[str]] = None,
+               step: float = 0.05,
+               test_ann_file: Optional[str] = None) -> Dict[str, object]:
+    """Search weights (grid) and threshold (Youden's J) on OOF predictions; write the json.
+
+    The json holds ``weights`` (name -> weight), ``threshold`` (of the weighted average),
+    ``member_thresholds`` (each member's own Youden threshold), ``oof`` statistics and
+    ``source`` (file, ``split: 'train'``, ``kind: 'out-of-fold'``). It is read by
+    ``WeightedEnsembleClassifier(weights_file=...)`` and ``BinaryClsMetric(threshold=...)``.
+
+    Args:
+        predictions (str): OOF CSV from ``tools/cross_validate.py``.
+        out_file (str): Output json.
+        members (Sequence[str], optional): Member names (``prob_<name>`` columns) in the order
+            of the ensemble config; default all.
+        step (float): Grid step. Defaults to 0.05.
+        test_ann_file (str, optional): Test COCO json whose images must not appear.
+
+    Returns:
+        dict: The written payload.
+    """
+    rows, names = load_oof_predictions(predictions, test_ann_file=test_ann_file)
+    if members:
+        unknown = [m for m in members if m not in names]
+        if unknown:
+            raise ValueError(f'{predictions}: no prob_ column for {unknown}; has {names}')
+        names = list(members)
+    labels = np.array([int(r['label']) for r in rows], dtype=np.int64)
+    probs = np.array([[float(r[f'prob_{n}']) for n in names] for r in rows], dtype=np.float64)
+    weights, best_auroc = search_weights(labels, probs, step=step)
+    ensemble = probs @ weights
+    threshold = youden_threshold(labels, ensemble)
+    stats = binary_stats(labels, ensemble, threshold)
+    payload = dict(
+        members=names,
+        weights={n: round(float(w), 6) for n, w in zip(names, weights)},
+        threshold=threshold,
+        member_thresholds={n: youden_threshold(labels, probs[:, i]) for i, n in enumerate(names)},
+        oof=dict(auroc=best_auroc, n_images=int(labels.size), n_abnormal=int(labels.sum()),
+                 member_auroc={n: auroc(labels, probs[:, i]) for i, n in enumerate(names)},
+                 **{k: stats[k] for k in ('sensitivity', 'specificity', 'f1')}),
+        search=dict(step=step, objective='auroc', threshold_rule="youden's J"),
+        source=dict(file=osp.abspath(predictions), split='train', kind='out-of-fold',
+                    folds=sorted({int(r['fold']) for r in rows})))
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    with open(out_file, 'w', encoding='utf-8') as f:
+        json.dump(payload, f, indent=1)
+    return payload
