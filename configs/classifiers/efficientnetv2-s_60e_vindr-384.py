@@ -9,7 +9,6 @@ _base_ = [
     'mmpretrain::_base_/models/efficientnet_v2/efficientnetv2_s.py',
     '../_base_/datasets/vindr_spinexr_classification.py',
     '../_base_/schedules/vindr_cls_adamw_cosine_60e.py',
-    '../_base_/default_runtime_cls.py',
 ]
 
 model = dict(

@@ -13,7 +13,6 @@
 # tools/search_ensemble.py on out-of-fold predictions -- never from the test split.
 _base_ = [
     '../_base_/datasets/vindr_spinexr_classification.py',
-    'mmpretrain::_base_/default_runtime.py',
     '../_base_/default_runtime_cls.py',
 ]
 

@@ -11,8 +11,6 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/datasets/vindr_spinexr_detection.py',
 ]
-# mmengine drops default_scope of a base from another package (mmdet::...), so set it here.
-default_scope = 'mmdet'
 
 
 model = dict(

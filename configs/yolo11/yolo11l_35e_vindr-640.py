@@ -6,13 +6,10 @@
 #       [--cfg-options model.pretrained=/path/yolo11l.pt]
 #   Multi-GPU: tools/dist_train.sh ... with --cfg-options sync_bn=torch for SyncBN.
 _base_ = [
-    'mmdet::_base_/default_runtime.py',
     '../_base_/default_runtime.py',
     '../_base_/models/yolo11.py',
     '../_base_/datasets/vindr_spinexr_detection.py',
 ]
-# mmengine drops default_scope of a base from another package (mmdet::...), so set it here.
-default_scope = 'mmdet'
 
 img_scale = (640, 640)  # (w, h)
 max_epochs = 35

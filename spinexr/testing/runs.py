@@ -52,23 +52,42 @@ default_hooks = dict(checkpoint=dict(by_epoch=False, interval={ckpt_interval}),
 log_processor = dict(by_epoch=False)
 """
 
-#: Model overrides per mmdet base config (7 classes, no pretrained download).
+#: mmdet model bases and their overrides for the tiny configs (7 classes, nothing downloads).
 MODEL_OVERRIDES = {
-    'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py':
-    "model = dict(backbone=dict(init_cfg=None), bbox_head=dict(num_classes=7))\n",
-    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py':
+    # RetinaNet with a ResNet-18 backbone, as mmdet's retinanet_r18_fpn_1x_coco.py builds it
+    'mmdet::_base_/models/retinanet_r50_fpn.py':
+    "model = dict(backbone=dict(depth=18, init_cfg=None),\n"
+    "             neck=dict(in_channels=[64, 128, 256, 512]), bbox_head=dict(num_classes=7))\n",
+    'mmdet::_base_/models/faster-rcnn_r50_fpn.py':
     "model = dict(backbone=dict(init_cfg=None), roi_head=dict(bbox_head=dict(num_classes=7)))\n",
 }
 
 
 def write_det_config(path: Path, data_root: Path,
-                     base: str = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
+                     base: str = 'mmdet::_base_/models/retinanet_r50_fpn.py',
                      iters: int = 2, ckpt_interval: int = 1, size: int = 128,
                      extra: str = '') -> Path:
-    """Write a leaf detection config: an mmdet base + spinexr runtime + the tiny data."""
+    """Write a tiny leaf detection config in the layout of the shipped configs.
+
+    Bases: an mmdet model file, mmdet's 1x schedule and ``configs/_base_/default_runtime.py``
+    (mmdet runtime + spinexr plugins); then the tiny data and an iteration-based loop.
+
+    Args:
+        path (Path): Where to write the config.
+        data_root (Path): A converted-layout dataset (e.g. from ``make_tiny_coco``).
+        base (str): A key of :data:`MODEL_OVERRIDES`.
+        iters (int): Training iterations.
+        ckpt_interval (int): Checkpoint every this many iterations.
+        size (int): Resize scale (square, keep ratio).
+        extra (str): Config text appended at the end.
+
+    Returns:
+        Path: ``path``.
+    """
     runtime = REPO / 'configs' / '_base_' / 'default_runtime.py'
-    text = f"_base_ = ['{base}', '{runtime}']\n" + MODEL_OVERRIDES[base] + _TINY_DATA.format(
-        data_root=data_root, iters=iters, ckpt_interval=ckpt_interval, size=size) + extra
+    text = (f"_base_ = ['{base}', 'mmdet::_base_/schedules/schedule_1x.py', '{runtime}']\n"
+            + MODEL_OVERRIDES[base] + _TINY_DATA.format(
+                data_root=data_root, iters=iters, ckpt_interval=ckpt_interval, size=size) + extra)
     path.write_text(text)
     return path
 

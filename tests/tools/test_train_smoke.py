@@ -1,4 +1,4 @@
-"""CPU smoke test: mmdet's own Faster R-CNN R50-FPN config with 7 classes trains and predicts."""
+"""CPU smoke test: Faster R-CNN R50-FPN from mmdet's own model config, 7 classes, trains and predicts."""
 import pytest
 from mmengine.config import Config
 
@@ -10,7 +10,7 @@ from spinexr.utils.cli import build_runner
 def test_faster_rcnn_trains_one_iteration_and_predicts(tiny_coco, tmp_path):
     from mmdet.apis import inference_detector
     cfg_file = write_det_config(tmp_path / 'frcnn.py', tiny_coco,
-                                base='mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+                                base='mmdet::_base_/models/faster-rcnn_r50_fpn.py',
                                 iters=1, ckpt_interval=1, size=128)
     cfg = Config.fromfile(str(cfg_file))
     cfg.work_dir = str(tmp_path / 'work')

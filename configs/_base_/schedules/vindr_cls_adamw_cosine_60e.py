@@ -1,9 +1,9 @@
 # Classifier schedule: AdamW lr 1e-4, cosine decay over 60 epochs, validation every epoch,
 # early stopping on validation AUROC (patience 10), best checkpoint by validation AUROC.
-# It builds on mmpretrain's default runtime (so that it can change `default_hooks` without a
-# duplicate-key clash): a leaf lists it INSTEAD OF 'mmpretrain::_base_/default_runtime.py', plus
-# '../_base_/default_runtime_cls.py' for spinexr's plugin keys.
-_base_ = 'mmpretrain::_base_/default_runtime.py'
+# It builds on spinexr's classification runtime (mmpretrain's default runtime + plugin keys) so
+# that it can change `default_hooks` without a duplicate-key clash: a leaf lists it INSTEAD OF
+# '../_base_/default_runtime_cls.py'.
+_base_ = '../default_runtime_cls.py'
 
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
