@@ -1,0 +1,2 @@
+from .copy_paste import BoxCopyPaste  # noqa: F401
+from .loading import LoadDicomFromFile  # noqa: F401
