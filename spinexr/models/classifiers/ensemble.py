@@ -77,6 +77,8 @@ def build_member(spec: dict) -> nn.Module:
         model_cfg = model_cfg.to_dict()
     if data_preprocessor is not None and model_cfg.get('data_preprocessor') is None:
         model_cfg['data_preprocessor'] = copy.deepcopy(dict(data_preprocessor))
+    # Members are mmpretrain models whatever the caller's default scope is (e.g. 'mmdet').
+    model_cfg.setdefault('_scope_', 'mmpretrain')
     return MODELS.build(model_cfg)
 
 

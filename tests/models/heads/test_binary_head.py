@@ -10,7 +10,7 @@ from spinexr.models.losses.focal_loss import binary_focal_loss
 
 
 def _head(**kwargs):
-    head = MODELS.build(dict(type='BinaryClsHead', in_channels=4, **kwargs))
+    head = MODELS.build(dict(type='BinaryClsHead', in_channels=4, _scope_='mmpretrain', **kwargs))
     head.init_weights()
     return head
 
