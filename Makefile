@@ -12,7 +12,7 @@ install:
 	bash scripts/install.sh
 
 demo: install
-	$(PY) tools/run_comparison.py --out $(OUT)
+	$(PY) tools/run_comparison.py --work-dir $(OUT)
 
 test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -41,6 +41,9 @@ class ModelEntry:
         demo_lr (float, optional): Learning rate for the ``cpu-demo`` profile.
         notes (str): Text for the table notes.
         demo_notes (str): What ``demo_options`` change, for the table notes of ``cpu-demo``.
+        demo_epochs (int, optional): Train the ``cpu-demo`` profile for this many epochs with the
+            config's own hooks in charge of lr, EMA and the pipeline switch (the YOLO11 recipe)
+            instead of the iteration-based schedule of the other models.
     """
     name: str
     config: str
@@ -48,6 +51,7 @@ class ModelEntry:
     demo_lr: Optional[float] = None
     notes: str = ''
     demo_notes: str = ''
+    demo_epochs: Optional[int] = None
 
 
 #: ResNet-18 instead of ResNet-50 for the 2-core CPU demo (4x fewer backbone FLOPs).
@@ -78,10 +82,15 @@ MODELS: List[ModelEntry] = [
                demo_lr=2e-4, demo_notes='300 queries'),
 ]
 
+MODELS.append(
+    ModelEntry('yolo11n', 'configs/yolo11/yolo11n_35e_vindr-640.py',
+               demo_options={'train_dataloader.batch_size': 8}, demo_epochs=30,
+               demo_notes='30 epochs x 8 img, no gradient accumulation'))
+
 #: Run profiles. ``img_size`` is the converter's longer side and the test scale; train scales
 #: are the config's multi-scale range times ``img_size / 640``.
 PROFILES: Dict[str, Dict[str, object]] = {
-    'cpu-demo': dict(num_train=48, num_test=16, size_scale=0.25, img_size=256, iters=80,
+    'cpu-demo': dict(num_train=64, num_test=24, size_scale=0.25, img_size=320, iters=80,
                      batch_size=2, demo=True, n_bootstrap=1000, workers=0),
     'full': dict(num_train=600, num_test=200, size_scale=1.0, img_size=640, iters=None,
                  batch_size=None, demo=False, n_bootstrap=1000, workers=4),
@@ -114,14 +123,35 @@ def _scale_sizes(obj: object, factor: float) -> object:
     if isinstance(obj, dict):
         out = type(obj)()
         for k, v in obj.items():
-            if k == 'scale' and isinstance(v, (tuple, list)) and v and isinstance(v[0], int):
+            if (k in ('scale', 'img_scale', 'size', 'random_size_range')
+                    and isinstance(v, (tuple, list)) and v and isinstance(v[0], int)):
                 out[k] = _s(v)
+            elif k == 'border' and isinstance(v, (tuple, list)):
+                out[k] = tuple(int(round(b * factor)) for b in v)
             elif k in ('scale', 'scales') and isinstance(v, (tuple, list)):
                 out[k] = [_s(t) if isinstance(t, (tuple, list)) else t for t in v]
             else:
                 out[k] = _scale_sizes(v, factor)
         return out
     return obj
+
+
+def _epoch_demo(cfg, epochs: int, factor: float) -> None:
+    """Shorten an epoch-based recipe (YOLO11's) for the CPU demo, keeping its own hooks."""
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if cfg.optim_wrapper.get('accumulative_counts', 1) != 1:
+        cfg.optim_wrapper.accumulative_counts = 1
+        cfg.model.loss_gain = 1
+    cfg.model = _scale_sizes(cfg.model, factor)
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'YOLOParamSchedulerHook':
+            hook['warmup_epochs'] = 1.0
+        elif hook['type'] == 'PipelineSwitchHook':
+            hook['switch_epoch'] = max(1, epochs - max(1, epochs // 5))
+            hook['switch_pipeline'] = _scale_sizes(hook['switch_pipeline'], factor)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=epochs, max_keep_ckpts=1)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
 
 
 def derive_config(entry: ModelEntry, profile: Dict[str, object], data_root: str,
@@ -155,7 +185,11 @@ def derive_config(entry: ModelEntry, profile: Dict[str, object], data_root: str,
     if profile.get('batch_size'):
         cfg.train_dataloader.batch_size = int(profile['batch_size'])
     cfg.randomness = dict(seed=0)
-    if profile.get('demo'):
+    if profile.get('demo') and entry.demo_epochs:
+        for key, value in entry.demo_options.items():
+            _set_dotted(cfg, key, value)
+        _epoch_demo(cfg, int(entry.demo_epochs), factor)
+    elif profile.get('demo'):
         for key, value in entry.demo_options.items():
             _set_dotted(cfg, key, value)
         iters = int(profile['iters'])
@@ -281,8 +315,11 @@ def run_main_job(work_dir: str = 'work_dirs/comparison',
         wd = train_model(e, prof, data_root, work_dir, python=python, force=force)
         notes = e.notes
         if prof.get('demo'):
-            demo = (f'CPU demo: ResNet-18, {prof["iters"]} iters x {prof["batch_size"]} img, '
-                    f'{prof["img_size"]} px, from scratch')
+            if e.demo_epochs:
+                demo = f'CPU demo: {prof["img_size"]} px, from scratch'
+            else:
+                demo = (f'CPU demo: ResNet-18, {prof["iters"]} iters x {prof["batch_size"]} img, '
+                        f'{prof["img_size"]} px, from scratch')
             notes = '; '.join(x for x in (notes, demo, e.demo_notes) if x)
         specs.append(ModelSpec(name=e.name, config=osp.join(work_dir, 'configs',
                                                              f'{e.name}.py'),
