@@ -10,7 +10,7 @@
 # Local ImageNet checkpoint: see docs/comparison.md (model.backbone.init_cfg...).
 _base_ = [
     '../_base_/default_runtime.py',
-    '../_base_/datasets/vindr_spinexr_detection.py',
+    '../_base_/datasets/vindr_spinexr_detection_ms.py',
 ]
 
 
@@ -79,20 +79,6 @@ model = dict(
             ])),
     test_cfg=dict(max_per_img=300))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='RandomChoiceResize',
-         scales=[(s, s) for s in range(480, 769, 32)], keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-
-val_evaluator = dict(
-    _delete_=True, type='VinDrDetMetric',
-    ann_file='data/vindr_spinexr/annotations/test.json', score_thr=0.5)
-test_evaluator = val_evaluator
 
 # mmdet's optimizer and schedule, unchanged
 optim_wrapper = dict(
