@@ -13,3 +13,14 @@ def tiny_coco(tmp_path_factory) -> Path:
     make_tiny_coco(str(root), split='train', num_images=8, seed=0)
     make_tiny_coco(str(root), split='test', num_images=4, seed=1)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_scope():
+    """Forget the mmengine default scopes a test created (a Runner or ``init_default_scope``
+    sets one process-wide), so that the next test builds in the scope it asks for."""
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in set(DefaultScope._instance_dict) - before:
+        DefaultScope._instance_dict.pop(name, None)

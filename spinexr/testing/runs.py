@@ -29,19 +29,19 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(
-    _delete_=True, batch_size=2, num_workers=0, persistent_workers=False,
+    batch_size=2, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/train.json', data_prefix=dict(img=''),
                  filter_cfg=dict(filter_empty_gt=False), pipeline=train_pipeline))
 val_dataloader = dict(
-    _delete_=True, batch_size=2, num_workers=0, persistent_workers=False, drop_last=False,
+    batch_size=2, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/test.json', data_prefix=dict(img=''),
                  test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(_delete_=True, type='CocoMetric',
+val_evaluator = dict(type='CocoMetric',
                      ann_file=data_root + 'annotations/test.json', metric='bbox')
 test_evaluator = val_evaluator
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={iters}, val_interval={iters})
