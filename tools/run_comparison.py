@@ -25,6 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--num-test', type=int, help='override the number of phantom test images')
     p.add_argument('--img-size', type=int, help='override the image size (longer side)')
     p.add_argument('--force', action='store_true', help='retrain models already trained')
+    p.add_argument('--no-classifiers', action='store_true',
+                   help='skip the classifier chain (CV, weight search, ensemble)')
     return p.parse_args(argv)
 
 
@@ -34,7 +36,8 @@ def main(argv=None) -> None:
                                        num_test=args.num_test, img_size=args.img_size).items()
                  if v is not None}
     paths = run_main_job(args.work_dir, profile=args.profile, models=args.models,
-                         seed=args.seed, force=args.force, overrides=overrides)
+                         seed=args.seed, force=args.force, overrides=overrides,
+                         classifiers=not args.no_classifiers)
     print(open(paths['markdown']).read())
     print('written:', ', '.join(paths.values()))
 

@@ -91,9 +91,11 @@ MODELS.append(
 #: are the config's multi-scale range times ``img_size / 640``.
 PROFILES: Dict[str, Dict[str, object]] = {
     'cpu-demo': dict(num_train=64, num_test=24, size_scale=0.25, img_size=320, iters=80,
-                     batch_size=2, demo=True, n_bootstrap=1000, workers=0),
+                     batch_size=2, demo=True, n_bootstrap=1000, workers=0,
+                     cls_img_size=64, cls_epochs=2, cls_folds=2),
     'full': dict(num_train=600, num_test=200, size_scale=1.0, img_size=640, iters=None,
-                 batch_size=None, demo=False, n_bootstrap=1000, workers=4),
+                 batch_size=None, demo=False, n_bootstrap=1000, workers=4,
+                 cls_img_size=384, cls_epochs=60, cls_folds=5),
 }
 
 
@@ -281,7 +283,8 @@ def run_main_job(work_dir: str = 'work_dirs/comparison',
                  seed: int = 0,
                  force: bool = False,
                  python: str = sys.executable,
-                 overrides: Optional[Dict[str, object]] = None) -> Dict[str, str]:
+                 overrides: Optional[Dict[str, object]] = None,
+                 classifiers: bool = True) -> Dict[str, str]:
     """Run the whole comparison and return the written table files.
 
     Args:
@@ -292,6 +295,8 @@ def run_main_job(work_dir: str = 'work_dirs/comparison',
         force (bool): Retrain models that already have a ``train_time.json``.
         python (str): Interpreter for the subprocesses.
         overrides (dict, optional): Profile values to change (e.g. ``{'iters': 20}``).
+        classifiers (bool): Also run the classifier chain
+            (:func:`spinexr.apis.classification_chain.run_classifier_chain`) and add its rows.
 
     Returns:
         dict[str, str]: Paths of the table files (``markdown``, ``csv``, ``png``, ``json``).
@@ -324,6 +329,16 @@ def run_main_job(work_dir: str = 'work_dirs/comparison',
         specs.append(ModelSpec(name=e.name, config=osp.join(work_dir, 'configs',
                                                              f'{e.name}.py'),
                                checkpoint=find_checkpoint(wd), work_dir=wd, notes=notes))
+    extra_rows = []
+    if classifiers:
+        from .classification_chain import run_classifier_chain
+        print(f'[run_comparison] classifiers: CV, weight search, members, ensemble ({profile})',
+              flush=True)
+        chain = run_classifier_chain(
+            osp.join(work_dir, 'classifiers'), data_root, run=_run,
+            img_size=int(prof['cls_img_size']), epochs=int(prof['cls_epochs']),
+            n_splits=int(prof['cls_folds']), n_bootstrap=int(prof['n_bootstrap']), python=python)
+        extra_rows = chain['rows']
     print('[run_comparison] evaluating', flush=True)
     n_train = prof['num_train']
     foot = [f'Data: phantom ({n_train} train / {prof["num_test"]} test images, seed {seed}), '
@@ -333,7 +348,8 @@ def run_main_job(work_dir: str = 'work_dirs/comparison',
         foot.append('CPU demo numbers show that the pipeline trains and evaluates; they are not '
                     'estimates of the detectors\' accuracy (see docs/comparison.md).')
     _, paths = run_comparison_table(specs, osp.join(work_dir, 'results'), data_root=data_root,
-                                    n_bootstrap=int(prof['n_bootstrap']), footnotes=foot)
+                                    n_bootstrap=int(prof['n_bootstrap']), footnotes=foot,
+                                    extra_rows=extra_rows)
     total = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     self_usage = resource.getrusage(resource.RUSAGE_SELF)

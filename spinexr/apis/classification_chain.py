@@ -1,0 +1,140 @@
+"""The classifier part of the main job: CV -> weight search -> members -> ensemble -> table rows.
+
+On the converted phantom (or any converted release) it runs, through the ordinary tools:
+
+1. ``tools/cross_validate.py``: the three members over study-grouped folds of the train split,
+   collecting out-of-fold predictions;
+2. ``tools/search_ensemble.py``: ensemble weights (0.05 grid) and threshold (Youden's J) on those
+   out-of-fold predictions only (the test annotation file is passed so that any test image in
+   them is refused);
+3. ``tools/train.py`` for each member on the train split (validating on a train fold);
+4. ``tools/model_converters/ensemble_checkpoint.py`` + ``tools/test.py``: the ensemble evaluated
+   on the test split with the searched weights and threshold;
+5. :func:`spinexr.evaluation.classifier_report.classifier_rows`: AUROC, sensitivity,
+   specificity, F1 (with bootstrap CIs) of the ensemble and of each member, as rows of the
+   comparison table, plus ROC curves.
+
+Each step is skipped when its output exists, so an interrupted main job continues.
+"""
+import glob
+import os
+import os.path as osp
+import sys
+from typing import Callable, Dict, List, Sequence
+
+#: Member names and configs, in the ensemble's order.
+MEMBERS = (
+    ('densenet121', 'configs/classifiers/densenet121_60e_vindr-384.py'),
+    ('efficientnetv2-s', 'configs/classifiers/efficientnetv2-s_60e_vindr-384.py'),
+    ('resnet50', 'configs/classifiers/resnet50_60e_vindr-384.py'),
+)
+ENSEMBLE_CONFIG = 'configs/classifiers/ensemble_vindr-384.py'
+
+
+def _loader_options(data_root: str, img_size: int, batch_size: int,
+                    splits: Sequence[str] = ('train', 'val', 'test')) -> List[str]:
+    """``--cfg-options`` that point the classifier dataloaders at ``data_root`` and a small size."""
+    opts = []
+    for split in splits:
+        key = f'{split}_dataloader'
+        opts += [f'{key}.dataset.data_root={data_root}', f'{key}.batch_size={batch_size}',
+                 f'{key}.num_workers=0', f'{key}.persistent_workers=False',
+                 f'{key}.dataset.pipeline.1.scale=({img_size},{img_size})']
+    return opts
+
+
+def _member_checkpoint(work_dir: str) -> str:
+    """The member's best checkpoint (selected on its validation fold), else the last one."""
+    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')), key=osp.getmtime)
+    if best:
+        return best[-1]
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def run_classifier_chain(work_dir: str,
+                         data_root: str,
+                         run: Callable[[Sequence[str], str], float],
+                         img_size: int = 64,
+                         epochs: int = 2,
+                         n_splits: int = 2,
+                         batch_size: int = 16,
+                         n_bootstrap: int = 1000,
+                         python: str = sys.executable) -> Dict[str, object]:
+    """Run the classifier chain and return its comparison-table rows.
+
+    Args:
+        work_dir (str): Folder for the chain's outputs (``WORK/classifiers``).
+        data_root (str): Converted dataset root (with ``annotations/{train,test}.json``).
+        run (Callable): ``run(cmd, log_file) -> seconds``; raises on failure
+            (:func:`spinexr.apis.comparison._run`).
+        img_size (int): Square input size of the members.
+        epochs (int): Training epochs of every member run.
+        n_splits (int): Number of study-grouped folds for the out-of-fold predictions.
+        batch_size (int): Batch size of every loader.
+        n_bootstrap (int): Bootstrap replicates for the CIs.
+        python (str): Interpreter for the tools.
+
+    Returns:
+        dict: ``rows`` (table rows, fractions, keys of
+        :data:`spinexr.evaluation.compare.CLASSIFIER_COLUMNS`), ``search`` (the searched weights
+        json), ``roc`` (ROC curve PNG).
+    """
+    from spinexr.evaluation.classifier_report import classifier_rows, plot_roc_curves
+    root = data_root.rstrip('/') + '/'
+    os.makedirs(work_dir, exist_ok=True)
+    names = [n for n, _ in MEMBERS]
+    configs = [c for _, c in MEMBERS]
+    loaders = _loader_options(root, img_size, batch_size)
+    schedule = [f'train_cfg.max_epochs={epochs}', f'param_scheduler.0.T_max={epochs}',
+                f'param_scheduler.0.end={epochs}', 'default_hooks.logger.interval=5']
+    log = lambda name: osp.join(work_dir, f'{name}.log')  # noqa: E731
+
+    cv_dir = osp.join(work_dir, 'cv')
+    oof = osp.join(cv_dir, 'oof_predictions.csv')
+    if not osp.isfile(oof):
+        run([python, 'tools/cross_validate.py', *configs, '--names', *names, '--n-splits',
+             str(n_splits), '--seed', '0', '--work-dir', cv_dir, '--cfg-options', *loaders,
+             *schedule], log('cross_validate'))
+    search = osp.join(cv_dir, 'ensemble_search.json')
+    if not osp.isfile(search):
+        run([python, 'tools/search_ensemble.py', oof, '--members', *names, '--test-ann-file',
+             root + 'annotations/test.json', '--out', search], log('search_ensemble'))
+
+    checkpoints = []
+    for name, config in MEMBERS:
+        member_dir = osp.join(work_dir, name)
+        if not osp.isfile(osp.join(member_dir, 'last_checkpoint')):
+            run([python, 'tools/train.py', config, '--work-dir', member_dir, '--cfg-options',
+                 *loaders, *schedule], log(f'train_{name}'))
+        checkpoints.append(_member_checkpoint(member_dir))
+
+    ensemble_ckpt = osp.join(work_dir, 'ensemble.pth')
+    if not osp.isfile(ensemble_ckpt):
+        run([python, 'tools/model_converters/ensemble_checkpoint.py', ENSEMBLE_CONFIG, '--out',
+             ensemble_ckpt, '--cfg-options',
+             *[f'model.members.{i}.checkpoint={c}' for i, c in enumerate(checkpoints)]],
+            log('ensemble_checkpoint'))
+    test_dir = osp.join(work_dir, 'ensemble_test')
+    predictions = osp.join(test_dir, 'test_predictions.csv')
+    if not osp.isfile(predictions):
+        run([python, 'tools/test.py', ENSEMBLE_CONFIG, ensemble_ckpt, '--work-dir', test_dir,
+             '--cfg-options', f'model.weights_file={search}', f'test_evaluator.threshold={search}',
+             f'test_evaluator.prediction_file={predictions}',
+             *_loader_options(root, img_size, batch_size, splits=('test', ))],
+            log('test_ensemble'))
+
+    rows = []
+    for r in classifier_rows(predictions, thresholds=search, n_bootstrap=n_bootstrap):
+        ci = ', '.join(f'{k} {r[k + "_ci"][0]:.1f}-{r[k + "_ci"][1]:.1f}'
+                       for k in ('auroc', 'sensitivity', 'specificity', 'f1')
+                       if r.get(k + '_ci') is not None)
+        rows.append(dict(
+            model=r['model'] if r['model'] != 'ensemble' else 'ensemble (weights+threshold on OOF)',
+            AUROC=r['auroc'] / 100, sensitivity=r['sensitivity'] / 100,
+            specificity=r['specificity'] / 100, F1=r['f1'] / 100,
+            notes=(f'classifier, {img_size} px, {epochs} epochs, threshold '
+                   f'{r["threshold"]:.3f}; 95% CI: {ci}')))
+    roc = osp.join(work_dir, 'roc_curves.png')
+    plot_roc_curves(predictions, roc)
+    return dict(rows=rows, search=search, roc=roc)
