@@ -92,7 +92,7 @@ MODELS.append(
 PROFILES: Dict[str, Dict[str, object]] = {
     'cpu-demo': dict(num_train=64, num_test=24, size_scale=0.25, img_size=320, iters=80,
                      batch_size=2, demo=True, n_bootstrap=1000, workers=0,
-                     cls_img_size=64, cls_epochs=2, cls_folds=2),
+                     cls_img_size=64, cls_epochs=5, cls_folds=2),
     'full': dict(num_train=600, num_test=200, size_scale=1.0, img_size=640, iters=None,
                  batch_size=None, demo=False, n_bootstrap=1000, workers=4,
                  cls_img_size=384, cls_epochs=60, cls_folds=5),
