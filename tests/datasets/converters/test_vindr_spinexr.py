@@ -7,32 +7,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from pydicom import uid
-from pydicom.dataset import Dataset, FileMetaDataset
 
 from spinexr.datasets.converters import convert_vindr_spinexr
 from spinexr.datasets.metainfo import CLASSES, CSV_COLUMNS, NO_FINDING
+from spinexr.io import write_dicom
 
 TOOL = Path(__file__).parents[3] / 'tools' / 'dataset_converters' / 'vindr_spinexr.py'
 
 
 def write_j2k_dicom(path, arr, photometric='MONOCHROME2'):
     """A 12-bit JPEG 2000 lossless DICOM with window tags, like the release's files."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.1.1'
-    ds.file_meta.MediaStorageSOPInstanceUID = uid.generate_uid()
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = arr.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.WindowCenter, ds.WindowWidth = 2047.5, 4095
-    ds.PixelData = arr.tobytes()
-    ds.compress(uid.JPEG2000Lossless, arr, generate_instance_uid=False)
-    ds.save_as(str(path), enforce_file_format=True)
+    write_dicom(path, arr, bits_stored=12, photometric=photometric, window=(2047.5, 4095))
 
 
 def hexid(prefix, i):
