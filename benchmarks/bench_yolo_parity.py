@@ -175,6 +175,7 @@ def run_adapter(args, data: Path, work: Path, accumulate: int, close_mosaic: int
 
     import spinexr.engine  # noqa: F401
     import spinexr.models  # noqa: F401
+    from spinexr.apis.comparison import scale_pipeline_sizes
     from spinexr.engine import SpinexrRunner
 
     cfg = Config.fromfile(str(REPO / 'configs/yolo11/yolo11l_35e_vindr-640.py'))
@@ -189,23 +190,12 @@ def run_adapter(args, data: Path, work: Path, accumulate: int, close_mosaic: int
     else:
         cfg.model.data_preprocessor.batch_augments = None
 
-    def shrink(pipeline):
-        for t in pipeline:
-            if 'img_scale' in t:
-                t['img_scale'] = (size, size)
-            if t['type'] == 'RandomAffine' and tuple(t.get('border', (0, 0))) != (0, 0):
-                t['border'] = (-size // 2, -size // 2)
-            if t['type'] == 'Resize':
-                t['scale'] = tuple(size * s // 640 for s in t['scale'])
-            if t['type'] == 'Pad':
-                t['size'] = tuple(size * s // 640 for s in t['size'])
-
     root = str(data) + '/'
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = root
         loader.num_workers = args.workers
         loader.persistent_workers = args.workers > 0
-        shrink(loader.dataset.pipeline)
+        loader.dataset.pipeline = scale_pipeline_sizes(loader.dataset.pipeline, size / 640)
     cfg.train_dataloader.batch_size = args.batch
     for ev in (cfg.val_evaluator, cfg.test_evaluator):
         ev.ann_file = root + 'annotations/test.json'
@@ -213,7 +203,7 @@ def run_adapter(args, data: Path, work: Path, accumulate: int, close_mosaic: int
     for hook in cfg.custom_hooks:
         if hook['type'] == 'PipelineSwitchHook':
             hook['switch_epoch'] = args.epochs - close_mosaic
-            shrink(hook['switch_pipeline'])
+            hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], size / 640)
         if hook['type'] == 'YOLOParamSchedulerHook':
             hook['warmup_epochs'] = args.warmup_epochs
     cfg.optim_wrapper.accumulative_counts = accumulate

@@ -116,12 +116,16 @@ def _set_dotted(cfg, key: str, value: object) -> None:
     node[parts[-1]] = value
 
 
-def _scale_sizes(obj: object, factor: float) -> object:
-    """Multiply every ``scale``/``scales`` size tuple of a pipeline by ``factor`` (to /32)."""
+def scale_pipeline_sizes(obj: object, factor: float) -> object:
+    """Multiply every size of a pipeline or model config by ``factor``.
+
+    ``scale`` / ``scales`` / ``img_scale`` / ``size`` / ``random_size_range`` tuples are rounded to
+    multiples of 32 (at least 32); ``border`` offsets are scaled as they are. Returns a new object.
+    """
     def _s(t):
         return tuple(max(32, int(round(v * factor / 32.0)) * 32) for v in t)
     if isinstance(obj, list):
-        return [_scale_sizes(o, factor) for o in obj]
+        return [scale_pipeline_sizes(o, factor) for o in obj]
     if isinstance(obj, dict):
         out = type(obj)()
         for k, v in obj.items():
@@ -133,7 +137,7 @@ def _scale_sizes(obj: object, factor: float) -> object:
             elif k in ('scale', 'scales') and isinstance(v, (tuple, list)):
                 out[k] = [_s(t) if isinstance(t, (tuple, list)) else t for t in v]
             else:
-                out[k] = _scale_sizes(v, factor)
+                out[k] = scale_pipeline_sizes(v, factor)
         return out
     return obj
 
@@ -145,13 +149,13 @@ def _epoch_demo(cfg, epochs: int, factor: float) -> None:
     if cfg.optim_wrapper.get('accumulative_counts', 1) != 1:
         cfg.optim_wrapper.accumulative_counts = 1
         cfg.model.loss_gain = 1
-    cfg.model = _scale_sizes(cfg.model, factor)
+    cfg.model = scale_pipeline_sizes(cfg.model, factor)
     for hook in cfg.get('custom_hooks', []):
         if hook['type'] == 'YOLOParamSchedulerHook':
             hook['warmup_epochs'] = 1.0
         elif hook['type'] == 'PipelineSwitchHook':
             hook['switch_epoch'] = max(1, epochs - max(1, epochs // 5))
-            hook['switch_pipeline'] = _scale_sizes(hook['switch_pipeline'], factor)
+            hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], factor)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=epochs, max_keep_ckpts=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
 
@@ -179,7 +183,7 @@ def derive_config(entry: ModelEntry, profile: Dict[str, object], data_root: str,
     factor = float(profile['img_size']) / 640.0
     if factor != 1.0:
         for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            cfg[name].dataset.pipeline = _scale_sizes(cfg[name].dataset.pipeline, factor)
+            cfg[name].dataset.pipeline = scale_pipeline_sizes(cfg[name].dataset.pipeline, factor)
     workers = int(profile.get('workers', 2))
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[name].num_workers = workers

@@ -2,14 +2,14 @@
 import pytest
 from mmengine.config import Config
 
-from spinexr.apis.comparison import (MODELS, PROFILES, _scale_sizes, default_profile,
+from spinexr.apis.comparison import (MODELS, PROFILES, scale_pipeline_sizes, default_profile,
                                      derive_config, run_main_job)
 
 
-def test_scale_sizes_rounds_to_32():
+def testscale_pipeline_sizes_rounds_to_32():
     pipe = [dict(type='RandomChoiceResize', scales=[(480, 480), (768, 768)]),
             dict(type='Resize', scale=(640, 640), keep_ratio=True), dict(type='RandomFlip')]
-    out = _scale_sizes(pipe, 0.5)
+    out = scale_pipeline_sizes(pipe, 0.5)
     assert out[0]['scales'] == [(256, 256), (384, 384)]  # 240 -> 256 (nearest multiple of 32)
     assert out[1]['scale'] == (320, 320) and out[2] == dict(type='RandomFlip')
 

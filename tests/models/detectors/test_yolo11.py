@@ -246,18 +246,6 @@ def test_pretrained_ultralytics_pt_and_spinexr_checkpoint(tmp_path):
         model.load_ultralytics_weights(str(tmp_path / 'missing.pt'))
 
 
-def _shrink_pipeline(pipeline, size=128):
-    for t in pipeline:
-        if 'img_scale' in t:
-            t['img_scale'] = (size, size)
-        if t['type'] == 'RandomAffine' and tuple(t.get('border', (0, 0))) != (0, 0):
-            t['border'] = (-size // 2, -size // 2)
-        if t['type'] == 'Resize':
-            t['scale'] = tuple(size * s // 640 for s in t['scale'])
-        if t['type'] == 'Pad':
-            t['size'] = tuple(size * s // 640 for s in t['size'])
-
-
 @pytest.mark.slow
 def test_runner_train_resume_test_with_recipe_config(tiny_coco, tmp_path):
     """The YOLO11 recipe config trains (mosaic stage, then the switched pipeline), resumes,
@@ -266,6 +254,7 @@ def test_runner_train_resume_test_with_recipe_config(tiny_coco, tmp_path):
 
     from mmengine.config import Config
 
+    from spinexr.apis.comparison import scale_pipeline_sizes
     from spinexr.engine import SpinexrRunner
 
     cfg_file = Path(__file__).parents[3] / 'configs/yolo11/yolo11n_35e_vindr-640.py'
@@ -274,7 +263,7 @@ def test_runner_train_resume_test_with_recipe_config(tiny_coco, tmp_path):
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.update(num_workers=0, persistent_workers=False)
         loader.dataset.data_root = root
-        _shrink_pipeline(loader.dataset.pipeline)
+        loader.dataset.pipeline = scale_pipeline_sizes(loader.dataset.pipeline, 128 / 640)
     cfg.train_dataloader.batch_size = 4
     cfg.val_dataloader.batch_size = cfg.test_dataloader.batch_size = 2
     for e in (cfg.val_evaluator, cfg.test_evaluator):
@@ -284,7 +273,7 @@ def test_runner_train_resume_test_with_recipe_config(tiny_coco, tmp_path):
             hook['warmup_epochs'] = 1
         if hook['type'] == 'PipelineSwitchHook':
             hook['switch_epoch'] = 1
-            _shrink_pipeline(hook['switch_pipeline'])
+            hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], 128 / 640)
     cfg.model.data_preprocessor.batch_augments[0]['random_size_range'] = (96, 160)
     cfg.default_hooks.logger.interval = 1
     cfg.train_cfg.val_interval = 2  # validate once, at the end of the resumed run
