@@ -8,7 +8,7 @@ Examples:
 import argparse
 
 from spinexr.utils.cli import (add_common_args, add_dump_metric, apply_test_args, build_runner,
-                               load_config)
+                               closing_process_group, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,10 +23,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = apply_test_args(load_config(args), args.checkpoint, out=args.out, show_dir=args.show_dir)
-    runner = build_runner(cfg)
-    if args.out:
-        add_dump_metric(runner, cfg, args.out)
-    runner.test()
+    with closing_process_group():
+        runner = build_runner(cfg)
+        if args.out:
+            add_dump_metric(runner, cfg, args.out)
+        runner.test()
 
 
 if __name__ == '__main__':

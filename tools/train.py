@@ -8,7 +8,8 @@ Examples:
 """
 import argparse
 
-from spinexr.utils.cli import add_common_args, apply_train_args, build_runner, load_config
+from spinexr.utils.cli import (add_common_args, apply_train_args, build_runner,
+                               closing_process_group, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,7 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = apply_train_args(load_config(args), amp=args.amp, resume=args.resume)
-    build_runner(cfg).train()
+    with closing_process_group():
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -6,10 +6,13 @@ default Runner) and call ``train()`` / ``test()``. The functions here work for d
 scope) and classification (mmpretrain scope) configs alike.
 """
 import argparse
+import contextlib
+import gc
 import os
 import os.path as osp
-from typing import Optional
+from typing import Iterator, Optional
 
+import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -134,3 +137,23 @@ def add_dump_metric(runner: Runner, cfg: Config, out: str) -> None:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
 
+
+
+@contextlib.contextmanager
+def closing_process_group() -> Iterator[None]:
+    """Close the distributed process group, if one was started, when the wrapped work succeeds.
+
+    mmengine's Runner starts the process group (``--launcher pytorch``) but never destroys it. On
+    CPU (gloo) a rank that then exits while its peer is still tearing down its own group can die in
+    C++ with ``terminate called without an active exception`` (SIGABRT), failing a run whose
+    training and checkpoints are complete. The ranks therefore meet at a barrier and destroy the
+    group before exiting. On an exception nothing is done here, so the error is not hidden behind a
+    barrier that the other ranks would never reach.
+    """
+    yield
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+        # The group's C++ threads stop only when its last owner (the DDP wrapper of the runner's
+        # model, kept alive by reference cycles) is freed; free it now, not at interpreter exit.
+        gc.collect()
