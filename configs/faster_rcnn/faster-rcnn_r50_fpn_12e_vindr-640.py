@@ -15,9 +15,15 @@ _base_ = [
 ]
 
 
+# RPN anchors half of mmdet's size (scale 4: 16-256 px instead of 32-512 px). The median osteophyte
+# (74 x 82 px on a 2874 px radiograph, 16 x 18 px at 640) overlaps mmdet's smallest anchor at IoU
+# 0.29 at best, below the RPN assigner's min_pos_iou 0.3, so most osteophytes would get no positive
+# anchor; 16 px anchors reach 0.85 (spinexr.evaluation.anchor_coverage;
+# tests/configs/test_baseline_detectors.py checks every class).
 model = dict(
     # from scratch: no download, BN layers train, no frozen stem
     backbone=dict(init_cfg=None, frozen_stages=-1, norm_eval=False),
+    rpn_head=dict(anchor_generator=dict(scales=[4])),
     roi_head=dict(bbox_head=dict(num_classes=7)))
 
 
