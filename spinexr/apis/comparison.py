@@ -11,7 +11,8 @@ Steps (each is skipped when its output already exists, so an interrupted run con
    and writes ``WORK/results/comparison.{md,csv,json}`` and ``per_class_ap.png``.
 
 Profiles (:data:`PROFILES`): ``cpu-demo`` fits in 30 minutes on 2 CPU cores (small phantom, small
-images, 80 iterations, ResNet-18 backbones); ``full`` runs the configs as written
+images, a few hundred iterations, ResNet-18 backbones, narrower FPN and heads for the anchor-based
+detectors, anchors scaled with the image); ``full`` runs the configs as written
 (640 px, R50, 12 epochs) and is what a GPU machine runs by default.
 
 To add a model (e.g. YOLO11 or a classifier row), append a :class:`ModelEntry` to :data:`MODELS`.
@@ -44,6 +45,8 @@ class ModelEntry:
         demo_epochs (int, optional): Train the ``cpu-demo`` profile for this many epochs with the
             config's own hooks in charge of lr, EMA and the pipeline switch (the YOLO11 recipe)
             instead of the iteration-based schedule of the other models.
+        demo_iters (int, optional): Iterations of the iteration-based ``cpu-demo`` schedule
+            (default :data:`DEFAULT_DEMO_ITERS`); a profile's ``iters`` (``--iters``) overrides it.
     """
     name: str
     config: str
@@ -52,34 +55,55 @@ class ModelEntry:
     notes: str = ''
     demo_notes: str = ''
     demo_epochs: Optional[int] = None
+    demo_iters: Optional[int] = None
 
+
+#: Iterations of the ``cpu-demo`` schedule for entries without ``demo_iters``.
+DEFAULT_DEMO_ITERS = 80
 
 #: ResNet-18 instead of ResNet-50 for the 2-core CPU demo (4x fewer backbone FLOPs).
 _R18_FPN = {'model.backbone.depth': 18, 'model.neck.in_channels': [64, 128, 256, 512]}
+#: ... and a 128-channel FPN (mmdet: 256), for the anchor-based detectors' CPU demo.
+_R18_FPN128 = {**_R18_FPN, 'model.neck.out_channels': 128}
 
 #: The models of the comparison, in table order. Extend this list to add rows.
 MODELS: List[ModelEntry] = [
     ModelEntry('faster-rcnn_r50_fpn', 'configs/faster_rcnn/faster-rcnn_r50_fpn_12e_vindr-640.py',
                demo_options={
-                   **_R18_FPN,
-                   # fewer RoIs: the 12544x1024 fc layer on 512 RoIs dominates CPU time
+                   **_R18_FPN128,
+                   'model.rpn_head.in_channels': 128,
+                   'model.rpn_head.feat_channels': 128,
+                   'model.roi_head.bbox_roi_extractor.out_channels': 128,
+                   'model.roi_head.bbox_head.in_channels': 128,
+                   'model.roi_head.bbox_head.fc_out_channels': 512,
+                   # fewer RoIs: the RoI head's fc layers dominate CPU time
                    'model.train_cfg.rpn_proposal.nms_pre': 1000,
                    'model.train_cfg.rpn_proposal.max_per_img': 500,
                    'model.train_cfg.rcnn.sampler.num': 128,
                    'model.test_cfg.rpn.nms_pre': 500,
                    'model.test_cfg.rpn.max_per_img': 300,
-               }, demo_lr=0.01, demo_notes='128 sampled RoIs, 300 test proposals'),
+                   'train_dataloader.batch_size': 8,
+               }, demo_lr=0.02, demo_iters=240,
+               demo_notes='FPN and heads 128 channels, 512-d RoI fcs, 128 sampled RoIs, '
+               '300 test proposals'),
     ModelEntry('retinanet_r50_fpn', 'configs/retinanet/retinanet_r50_fpn_12e_vindr-640.py',
-               demo_options=dict(_R18_FPN), demo_lr=0.005),
+               demo_options={
+                   **_R18_FPN128,
+                   'model.bbox_head.in_channels': 128,
+                   'model.bbox_head.feat_channels': 128,
+                   'model.bbox_head.stacked_convs': 2,
+                   'train_dataloader.batch_size': 8,
+               }, demo_lr=0.01, demo_iters=240,
+               demo_notes='FPN and head 128 channels, 2 head convs per branch'),
     ModelEntry('sparse-rcnn_r50_fpn',
                'configs/sparse_rcnn/sparse-rcnn_r50_fpn_12e_vindr-640.py',
-               demo_options=dict(_R18_FPN), demo_lr=1e-4),
+               demo_options=dict(_R18_FPN), demo_lr=1e-4, demo_iters=50),
     ModelEntry('dino-4scale_r50', 'configs/dino/dino-4scale_r50_12e_vindr-640.py',
                demo_options={'model.backbone.depth': 18,
                              'model.neck.in_channels': [128, 256, 512],
                              # a 256 px image has only ~500 encoder tokens to pick 900 from
                              'model.num_queries': 300},
-               demo_lr=2e-4, demo_notes='300 queries'),
+               demo_lr=2e-4, demo_iters=50, demo_notes='300 queries'),
 ]
 
 MODELS.append(
@@ -88,9 +112,11 @@ MODELS.append(
                demo_notes='30 epochs x 8 img, no gradient accumulation'))
 
 #: Run profiles. ``img_size`` is the converter's longer side and the test scale; train scales
-#: are the config's multi-scale range times ``img_size / 640``.
+#: and anchor sizes are the config's times ``img_size / 640``. ``iters`` (``--iters``), when set,
+#: replaces every entry's ``demo_iters``; ``batch_size`` applies unless an entry's
+#: ``demo_options`` set ``train_dataloader.batch_size``.
 PROFILES: Dict[str, Dict[str, object]] = {
-    'cpu-demo': dict(num_train=64, num_test=24, size_scale=0.25, img_size=320, iters=80,
+    'cpu-demo': dict(num_train=64, num_test=24, size_scale=0.25, img_size=320, iters=None,
                      batch_size=2, demo=True, n_bootstrap=1000, workers=0,
                      cls_img_size=64, cls_epochs=5, cls_folds=2),
     'full': dict(num_train=600, num_test=200, size_scale=1.0, img_size=640, iters=None,
@@ -142,6 +168,27 @@ def scale_pipeline_sizes(obj: object, factor: float) -> object:
     return obj
 
 
+def scale_anchor_sizes(obj: object, factor: float) -> object:
+    """Multiply the anchor sizes of every mmdet anchor generator in a model config by ``factor``.
+
+    When the input is resized by ``factor`` the lesions shrink with it; scaling the anchors too keeps
+    the anchor-to-box overlaps (and so the assigner's positives) those of the original config.
+    ``octave_base_scale`` (RetinaNet) or ``scales`` (RPN) is scaled; ``strides`` stay. Returns a new
+    object.
+    """
+    if isinstance(obj, list):
+        return [scale_anchor_sizes(o, factor) for o in obj]
+    if isinstance(obj, dict):
+        out = type(obj)((k, scale_anchor_sizes(v, factor)) for k, v in obj.items())
+        if 'AnchorGenerator' in str(obj.get('type', '')):
+            if 'octave_base_scale' in out:
+                out['octave_base_scale'] = out['octave_base_scale'] * factor
+            elif 'scales' in out:
+                out['scales'] = [s * factor for s in out['scales']]
+        return out
+    return obj
+
+
 def _epoch_demo(cfg, epochs: int, factor: float) -> None:
     """Shorten an epoch-based recipe (YOLO11's) for the CPU demo, keeping its own hooks."""
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs + 1)
@@ -158,6 +205,12 @@ def _epoch_demo(cfg, epochs: int, factor: float) -> None:
             hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], factor)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=epochs, max_keep_ckpts=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
+
+
+def demo_iters(entry: ModelEntry, profile: Dict[str, object]) -> int:
+    """Iterations of the iteration-based demo schedule: the profile's ``iters`` if set, else the
+    entry's ``demo_iters``, else :data:`DEFAULT_DEMO_ITERS`."""
+    return int(profile.get('iters') or entry.demo_iters or DEFAULT_DEMO_ITERS)
 
 
 def derive_config(entry: ModelEntry, profile: Dict[str, object], data_root: str,
@@ -184,6 +237,7 @@ def derive_config(entry: ModelEntry, profile: Dict[str, object], data_root: str,
     if factor != 1.0:
         for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             cfg[name].dataset.pipeline = scale_pipeline_sizes(cfg[name].dataset.pipeline, factor)
+        cfg.model = scale_anchor_sizes(cfg.model, factor)
     workers = int(profile.get('workers', 2))
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[name].num_workers = workers
@@ -198,7 +252,7 @@ def derive_config(entry: ModelEntry, profile: Dict[str, object], data_root: str,
     elif profile.get('demo'):
         for key, value in entry.demo_options.items():
             _set_dotted(cfg, key, value)
-        iters = int(profile['iters'])
+        iters = demo_iters(entry, profile)
         cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters)
         # no validation while training: the comparison evaluates the final weights on test
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -327,7 +381,8 @@ def run_main_job(work_dir: str = 'work_dirs/comparison',
             if e.demo_epochs:
                 demo = f'CPU demo: {prof["img_size"]} px, from scratch'
             else:
-                demo = (f'CPU demo: ResNet-18, {prof["iters"]} iters x {prof["batch_size"]} img, '
+                batch = e.demo_options.get('train_dataloader.batch_size', prof['batch_size'])
+                demo = (f'CPU demo: ResNet-18, {demo_iters(e, prof)} iters x {batch} img, '
                         f'{prof["img_size"]} px, from scratch')
             notes = '; '.join(x for x in (notes, demo, e.demo_notes) if x)
         specs.append(ModelSpec(name=e.name, config=osp.join(work_dir, 'configs',
