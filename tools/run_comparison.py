@@ -20,8 +20,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--models', nargs='+', choices=[m.name for m in MODELS],
                    help='subset of models (default: all)')
     p.add_argument('--seed', type=int, default=0, help='phantom seed')
-    p.add_argument('--iters', type=int, help='cpu-demo: train every iteration-based detector this many '
-                   'iterations (default: each model\'s own, see spinexr.apis.comparison.MODELS)')
+    p.add_argument('--iters', type=int,
+                   help='cpu-demo: train every iteration-based detector this many iterations '
+                   '(default: each model\'s own, see spinexr.apis.comparison.MODELS)')
     p.add_argument('--num-train', type=int, help='override the number of phantom train images')
     p.add_argument('--num-test', type=int, help='override the number of phantom test images')
     p.add_argument('--img-size', type=int, help='override the image size (longer side)')

@@ -20,14 +20,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _test(cfg, out=None) -> None:
+    runner = build_runner(cfg)  # local: freed on return, before the process group is closed
+    if out:
+        add_dump_metric(runner, cfg, out)
+    runner.test()
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = apply_test_args(load_config(args), args.checkpoint, out=args.out, show_dir=args.show_dir)
     with closing_process_group():
-        runner = build_runner(cfg)
-        if args.out:
-            add_dump_metric(runner, cfg, args.out)
-        runner.test()
+        _test(cfg, args.out)
 
 
 if __name__ == '__main__':

@@ -171,8 +171,8 @@ def scale_pipeline_sizes(obj: object, factor: float) -> object:
 def scale_anchor_sizes(obj: object, factor: float) -> object:
     """Multiply the anchor sizes of every mmdet anchor generator in a model config by ``factor``.
 
-    When the input is resized by ``factor`` the lesions shrink with it; scaling the anchors too keeps
-    the anchor-to-box overlaps (and so the assigner's positives) those of the original config.
+    When the input is resized by ``factor`` the lesions shrink with it; scaling the anchors too
+    keeps the anchor-to-box overlaps (and so the assigner's positives) those of the original config.
     ``octave_base_scale`` (RetinaNet) or ``scales`` (RPN) is scaled; ``strides`` stay. Returns a new
     object.
     """

@@ -1,10 +1,11 @@
 """How well a detector's anchors fit the lesion sizes: best anchor IoU for a box of a given size.
 
-An anchor-based detector only learns a ground-truth box from the anchors its assigner makes positive.
-mmdet's RPN (``MaxIoUAssigner``, ``min_pos_iou=0.3``) gives a box no positive anchor at all when even
-its best-overlapping anchor stays below 0.3, so a class whose boxes are much smaller than the smallest
-anchor is hardly learnt. :func:`best_anchor_iou` measures that overlap with mmdet's own anchor
-generator, for a box centred on an anchor centre (the best case of the placement).
+An anchor-based detector only learns a ground-truth box from the anchors its assigner makes
+positive. mmdet's RPN (``MaxIoUAssigner``, ``min_pos_iou=0.3``) gives a box no positive anchor at
+all when even its best-overlapping anchor stays below 0.3, so a class whose boxes are much smaller
+than the smallest anchor is hardly learnt. :func:`best_anchor_iou` measures that overlap with
+mmdet's own anchor generator, for a box centred on an anchor centre (the best case of the
+placement).
 """
 from typing import Dict, Mapping, Tuple
 

@@ -2,8 +2,8 @@
 import pytest
 from mmengine.config import Config
 
-from spinexr.apis.comparison import (MODELS, PROFILES, default_profile, demo_iters,
-                                     derive_config, run_main_job, scale_anchor_sizes, scale_pipeline_sizes)
+from spinexr.apis.comparison import (MODELS, PROFILES, default_profile, demo_iters, derive_config,
+                                     run_main_job, scale_anchor_sizes, scale_pipeline_sizes)
 
 
 def testscale_pipeline_sizes_rounds_to_32():
