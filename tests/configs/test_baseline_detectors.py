@@ -1,4 +1,5 @@
-"""The four baseline detector configs: build with 7 classes, train one iteration, predict."""
+"""The four baseline detector configs: 7 classes, offline, anchors that fit the lesions; each trains,
+resumes and tests through the tools."""
 import os.path as osp
 from dataclasses import replace
 
