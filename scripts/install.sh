@@ -21,6 +21,19 @@ mmcv_version=2.1.0
 log() { printf '[install] %s\n' "$*"; }
 die() { printf '[install] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# need_space DIR MIB WHAT: stop before a step that would fill the disk half-way (pip then leaves a
+# broken venv behind and says only "No space left on device").
+need_space() {
+  local dir=$1 need=$2 have
+  mkdir -p "$dir"
+  have=$(df -Pm "$dir" | awk 'NR == 2 {print $4}')
+  if [ "$have" -lt "$need" ]; then
+    die "$3 needs about $need MiB free in $dir, but only $have MiB are free there. Free some space \
+there (TMPDIR moves the mmcv build to another disk) and run this again; what is installed is kept."
+  fi
+  log "disk: $have MiB free in $dir ($need MiB needed for $3)"
+}
+
 stamp_of() {
   cat requirements/runtime.txt requirements/build.txt requirements/constraints.txt requirements/tests.txt scripts/install.sh setup.py \
     | sha256sum | cut -d' ' -f1
@@ -57,6 +70,11 @@ pipc=("${pip[@]}" install -c requirements/constraints.txt)
 log "build tools"
 "${pipc[@]}" -q -r requirements/build.txt || die "pip could not install requirements/build.txt"
 
+if ! "$py" -c "import torch, torchvision, sys; sys.exit(torch.__version__.split('+')[0] != '2.14.1')" 2>/dev/null; then
+  # Measured: the whole venv is 6.4 GB, 5.5 GB of it torch's CUDA build with its nvidia-* wheels
+  # (PyPI's only x86_64 build; torchvision's ops need its CUDA libraries even on a CPU machine).
+  need_space "$venv" 7000 "torch 2.14.1 + torchvision 0.29.1 and the rest of the stack"
+fi
 log "torch / torchvision (large on first install)"
 "${pipc[@]}" -q "torch==2.14.1" "torchvision==0.29.1" || die "pip could not install torch==2.14.1 torchvision==0.29.1"
 
@@ -68,8 +86,9 @@ wheel_dir="$cache/mmcv-$mmcv_version-$pyver-torch$torchver-$cuda"
 mkdir -p "$wheel_dir"
 wheel=$(ls "$wheel_dir"/mmcv-"$mmcv_version"-*.whl 2>/dev/null | head -n1 || true)
 if [ -z "$wheel" ]; then
+  need_space "${TMPDIR:-/tmp}" 600 "building mmcv (measured: 301 MB peak)"
   build=$(mktemp -d)
-  log "building mmcv $mmcv_version with compiled ops ($cuda); about 7 minutes on 2 cores; log: $build/build.log"
+  log "building mmcv $mmcv_version with compiled ops ($cuda); about 8 minutes on 2 cores; log: $build/build.log"
   "${pip[@]}" download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$mmcv_version" -d "$build" \
     || die "could not download the mmcv==$mmcv_version sdist"
   tar -xzf "$build"/mmcv-"$mmcv_version".tar.gz -C "$build"
