@@ -214,7 +214,10 @@ def model_complexity(model: torch.nn.Module, img_size: int = 640,
 
     Counting follows mmdet's ``tools/analysis_tools/get_flops.py`` (mmengine's jit-trace counter on
     the ``tensor``-mode forward, one multiply-add = one FLOP). Custom ops without a counter (e.g.
-    multi-scale deformable attention) count as zero; the note says so.
+    multi-scale deformable attention) count as zero; the note says so. The input carries one
+    ground-truth box because some ``tensor``-mode forwards need it (mmdet's ``SparseRoIHead`` runs
+    its training-time matching there, so mmdet's own script fails on Sparse R-CNN); the note says
+    when that matching is part of the count.
 
     Returns:
         tuple[float, float | None, str]: Millions of parameters, GFLOPs or ``None``, note.
@@ -223,11 +226,17 @@ def model_complexity(model: torch.nn.Module, img_size: int = 640,
 
     from mmengine.analysis import get_model_complexity_info
 
+    from mmengine.structures import InstanceData
+
     from mmdet.structures import DetDataSample
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
     shape = (img_size, img_size)
     sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
                                          batch_input_shape=shape, scale_factor=(1.0, 1.0)))
+    quarter, half = img_size / 4, img_size / 2
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[quarter, quarter, quarter + half, quarter + half]], device=device),
+        labels=torch.zeros(1, dtype=torch.long, device=device))
     data = dict(inputs=[torch.zeros(3, *shape, dtype=torch.uint8, device=device)],
                 data_samples=[sample])
     forward = model.forward
@@ -241,6 +250,8 @@ def model_complexity(model: torch.nn.Module, img_size: int = 640,
         note = ''
         if type(model).__name__ in ('DINO', 'DeformableDETR'):
             note = 'deformable attention not counted'
+        elif type(getattr(model, 'roi_head', None)).__name__ == 'SparseRoIHead':
+            note = "GFLOPs include mmdet's tensor-mode box matching (1 box)"
         return params_m, gflops, note
     except Exception as exc:  # noqa: BLE001 - report why the count failed
         return params_m, None, f'GFLOPs n/a: {type(exc).__name__}: {str(exc)[:80]}'
