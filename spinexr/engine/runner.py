@@ -14,6 +14,10 @@ does). It differs from :class:`mmengine.runner.Runner` in two places only:
   ``torch.cuda.set_device`` and wrap the model with ``device_ids=[LOCAL_RANK]``, both of which fail
   on CPU. Here the process group is initialised with the ``gloo`` backend instead and the model is
   wrapped without ``device_ids``. On CUDA machines nothing changes.
+* mmengine keeps one visualizer per name and process, and MMDetection's runtime names its
+  visualizer ``'visualizer'``: a second Runner in the same process (tests, notebooks, a sweep)
+  would get the first one's and write its scalars and config into the first run's log folder.
+  :meth:`build_visualizer` gives a taken name this run's experiment name as a suffix.
 """
 import copy
 import os
@@ -24,9 +28,10 @@ from typing import Callable, Optional, Union
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.registry import RUNNERS
 from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS, VISUALIZERS
 from mmengine.runner import Runner
+from mmengine.visualization import Visualizer
 
 from .checkpoint import is_ultralytics_checkpoint, mmengine_safe_globals
 
@@ -62,6 +67,30 @@ class SpinexrRunner(Runner):
             cfg.model_wrapper_cfg = wrapper
             kwargs['cfg'] = cfg
         super().__init__(*args, **kwargs)
+
+    def build_visualizer(self, visualizer: Optional[Union[Visualizer, dict]] = None) -> Visualizer:
+        """Build this run's visualizer; a name another run already holds gets a suffix.
+
+        Args:
+            visualizer (Visualizer | dict, optional): As for :meth:`mmengine.runner.Runner.
+                build_visualizer`.
+
+        Returns:
+            Visualizer: A visualizer that saves into this run's log folder.
+        """
+        if isinstance(visualizer, dict) and visualizer.get('name'):
+            kind = visualizer.get('type', Visualizer)
+            # look the type up the way mmengine's build_from_cfg will (default scope first)
+            with VISUALIZERS.switch_scope_and_registry(visualizer.get('_scope_')) as registry:
+                cls = kind if isinstance(kind, type) else registry.get(kind)
+            if cls is not None and cls.check_instance_created(visualizer['name']):
+                base = f"{visualizer['name']}_{self._experiment_name}"
+                name, n = base, 1
+                while cls.check_instance_created(name):
+                    n += 1
+                    name = f'{base}_{n}'
+                visualizer['name'] = name
+        return super().build_visualizer(visualizer)
 
     def _ultralytics_target(self, filename: str):
         """The model, if ``filename`` is an Ultralytics ``.pt`` that it can load; else None."""

@@ -1,4 +1,5 @@
-"""SpinexrRunner: load_from accepts an Ultralytics .pt for YOLO11, refuses to resume from one."""
+"""SpinexrRunner: load_from accepts an Ultralytics .pt for YOLO11, refuses to resume from one;
+each Runner of a process logs into its own folder."""
 import copy
 
 import pytest
@@ -38,3 +39,27 @@ def test_mmengine_checkpoint_is_not_taken_for_ultralytics(tmp_path):
     torch.save({'state_dict': {'w': torch.ones(1)}, 'meta': {}}, path)
     assert not is_ultralytics_checkpoint(str(path))
     assert not is_ultralytics_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+def test_second_runner_in_a_process_logs_into_its_own_folder(tiny_coco, tmp_path):
+    """mmdet's runtime names its visualizer 'visualizer'; mmengine would hand the second Runner
+    the first one's instance, so its scalars and config went to the first run's log folder."""
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS
+
+    from spinexr.testing.runs import write_det_config
+    cfg_file = write_det_config(tmp_path / 'tiny.py', tiny_coco, iters=1)
+    runs = []
+    for name in ('first', 'second'):
+        cfg = Config.fromfile(str(cfg_file))
+        assert cfg.visualizer.name == 'visualizer'
+        cfg.work_dir = str(tmp_path / name)
+        runner = RUNNERS.build(cfg)
+        runner.train()
+        runs.append(runner)
+    first, second = runs
+    assert first.visualizer is not second.visualizer
+    for runner in runs:
+        vis = tmp_path / runner.work_dir / runner.timestamp / 'vis_data'
+        assert (vis / 'config.py').is_file() and (vis / 'scalars.json').is_file(), vis
+    assert first.visualizer.instance_name == 'visualizer'
