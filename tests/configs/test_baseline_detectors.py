@@ -96,6 +96,38 @@ def test_train_resume_and_test_through_the_tools(name, tiny_coco, tmp_path):
         assert key in log, log[-3000:]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+def test_config_as_written_trains_validates_resumes_and_tests(name, tiny_coco, tmp_path):
+    """The shipped config unchanged (R50, its own epoch schedule, multi-scale 480-768, validation
+    every epoch: what ``--profile full`` trains), but for the data root, 2 images per split and
+    no loader workers: one epoch with validation, --resume to a second, then tools/test.py."""
+    entry = next(m for m in MODELS if m.config == CONFIGS[name])
+    profile = dict(img_size=640, demo=False, workers=0)  # as 'full', minus the loader workers
+    cfg_file = derive_config(entry, profile, str(tiny_coco), str(tmp_path / 'cfg.py'))
+    cfg = Config.fromfile(cfg_file)
+    written = Config.fromfile(osp.join(REPO_ROOT, CONFIGS[name]))
+    assert cfg.model == written.model and cfg.train_cfg == written.train_cfg
+    assert cfg.param_scheduler == written.param_scheduler
+    assert cfg.train_cfg.type == 'EpochBasedTrainLoop' and cfg.train_cfg.val_interval == 1
+    small = ['train_dataloader.batch_size=1', 'train_dataloader.dataset.indices=2',
+             'val_dataloader.dataset.indices=2']
+    work = tmp_path / 'work'
+    run_tool(['tools/train.py', cfg_file, '--work-dir', str(work), '--cfg-options',
+              'train_cfg.max_epochs=1', *small])
+    assert load_checkpoint_dict(str(work / 'epoch_1.pth'))['meta']['epoch'] == 1
+    log = next(work.glob('*/*.log')).read_text()
+    assert 'Epoch(val) [1][2/2]' in log and 'vindr/mAP_50' in log, log[-3000:]
+    proc = run_tool(['tools/train.py', cfg_file, '--work-dir', str(work), '--resume',
+                     '--cfg-options', 'train_cfg.max_epochs=2', *small])
+    assert 'resumed' in (proc.stdout + proc.stderr).lower()
+    assert load_checkpoint_dict(str(work / 'epoch_2.pth'))['meta']['epoch'] == 2
+    run_tool(['tools/test.py', cfg_file, str(work / 'epoch_2.pth'), '--work-dir',
+              str(tmp_path / 'test'), '--cfg-options', 'test_dataloader.dataset.indices=2'])
+    log = next((tmp_path / 'test').glob('*/*.log')).read_text()
+    assert 'vindr/mAP_50' in log, log[-3000:]
+
+
 def test_pretrained_backbone_cfg_options_from_docs():
     """The --cfg-options documented in docs/comparison.md turn on a local checkpoint."""
     cfg = Config.fromfile(osp.join(REPO_ROOT, CONFIGS['faster_rcnn']))
