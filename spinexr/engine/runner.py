@@ -1,7 +1,7 @@
 """``SpinexrRunner``: mmengine's Runner with safe checkpoint loading and CPU multi-process support.
 
 Select it in a config with ``runner_type = 'SpinexrRunner'`` (``configs/_base_/default_runtime.py``
-does). It differs from :class:`mmengine.runner.Runner` in two places only:
+does). It differs from :class:`mmengine.runner.Runner` in these places only:
 
 * :meth:`load_checkpoint` (used by ``load_from`` and by ``--resume``) reads the file under
   :func:`spinexr.engine.checkpoint.mmengine_safe_globals`, so mmengine's own checkpoints load
