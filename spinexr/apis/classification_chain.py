@@ -43,6 +43,15 @@ def _loader_options(data_root: str, img_size: int, batch_size: int,
     return opts
 
 
+def _schedule_options(epochs: int, seed: int = 0) -> List[str]:
+    """``--cfg-options`` for every member run: ``epochs`` of the cosine schedule and a fixed seed
+    (without one mmengine draws a random seed per run and the chain's numbers change run to run).
+    """
+    return [f'train_cfg.max_epochs={epochs}', f'param_scheduler.0.T_max={epochs}',
+            f'param_scheduler.0.end={epochs}', 'default_hooks.logger.interval=5',
+            f'randomness.seed={seed}']
+
+
 def _member_checkpoint(work_dir: str) -> str:
     """The member's best checkpoint (selected on its validation fold), else the last one."""
     best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')), key=osp.getmtime)
@@ -86,8 +95,7 @@ def run_classifier_chain(work_dir: str,
     names = [n for n, _ in MEMBERS]
     configs = [c for _, c in MEMBERS]
     loaders = _loader_options(root, img_size, batch_size)
-    schedule = [f'train_cfg.max_epochs={epochs}', f'param_scheduler.0.T_max={epochs}',
-                f'param_scheduler.0.end={epochs}', 'default_hooks.logger.interval=5']
+    schedule = _schedule_options(epochs)
     log = lambda name: osp.join(work_dir, f'{name}.log')  # noqa: E731
 
     cv_dir = osp.join(work_dir, 'cv')

@@ -6,8 +6,17 @@ import pytest
 from mmengine.config import Config, DictAction
 
 from spinexr.apis.classification_chain import (ENSEMBLE_CONFIG, MEMBERS, _loader_options,
-                                               _member_checkpoint)
+                                               _member_checkpoint, _schedule_options)
+from spinexr.testing import make_tiny_coco
 from spinexr.testing.runs import REPO
+
+
+def _member_cfg(options):
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cfg = Config.fromfile(str(REPO / MEMBERS[-1][1]))
+    cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options]).cfg_options)
+    return cfg
 
 
 def test_loader_options_reach_the_member_pipelines():
@@ -33,3 +42,33 @@ def test_member_checkpoint_prefers_best(tmp_path):
     assert _member_checkpoint(str(tmp_path)) == str(best)
     with pytest.raises(FileNotFoundError):
         _member_checkpoint(str(tmp_path / 'missing'))
+
+
+def test_schedule_options_fix_the_epochs_and_the_seed():
+    cfg = _member_cfg(_schedule_options(3))
+    assert cfg.train_cfg.max_epochs == 3 and cfg.param_scheduler[0].T_max == 3
+    assert cfg.randomness.seed == 0
+
+
+@pytest.mark.slow
+def test_seeded_member_runs_are_identical(tmp_path):
+    """With the chain's options two trainings of a member give the same weights (without the
+    seed mmengine draws a new one per run and the AUROCs of two main jobs differed)."""
+    import torch
+    from mmengine.registry import RUNNERS
+    root = str(tmp_path / 'data') + '/'
+    make_tiny_coco(root, split='train', num_images=12, img_size=(80, 48), seed=5,
+                   normal_share=0.45)
+    make_tiny_coco(root, split='test', num_images=4, img_size=(80, 48), seed=6, normal_share=0.45)
+    states = []
+    for run in ('a', 'b'):
+        cfg = _member_cfg([*_loader_options(root, 32, 4), *_schedule_options(1)])
+        cfg.model.backbone.update(depth=18, base_channels=16)  # the recipe, on a small ResNet
+        cfg.model.head.in_channels = 128
+        cfg.work_dir = str(tmp_path / run)
+        runner = RUNNERS.build(cfg)
+        runner.train()
+        states.append({k: v.clone() for k, v in runner.model.state_dict().items()})
+    assert states[0].keys() == states[1].keys()
+    for key, value in states[0].items():
+        torch.testing.assert_close(value, states[1][key], rtol=0, atol=0, msg=key)
