@@ -225,7 +225,6 @@ def model_complexity(model: torch.nn.Module, img_size: int = 640,
     from functools import partial
 
     from mmengine.analysis import get_model_complexity_info
-
     from mmengine.structures import InstanceData
 
     from mmdet.structures import DetDataSample
