@@ -11,20 +11,17 @@ from spinexr.testing import make_tiny_coco
 from spinexr.testing.runs import REPO
 
 
-def _member_cfg(options):
+def _member_cfg(options, member: int = -1):
+    """A member config with ``--cfg-options`` parsed and merged as the tools do."""
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    cfg = Config.fromfile(str(REPO / MEMBERS[-1][1]))
+    cfg = Config.fromfile(str(REPO / MEMBERS[member][1]))
     cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options]).cfg_options)
     return cfg
 
 
 def test_loader_options_reach_the_member_pipelines():
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    options = parser.parse_args(['--cfg-options', *_loader_options('/data/x/', 64, 8)])
-    cfg = Config.fromfile(str(REPO / MEMBERS[0][1]))
-    cfg.merge_from_dict(options.cfg_options)
+    cfg = _member_cfg(_loader_options('/data/x/', 64, 8), member=0)
     for split in ('train', 'val', 'test'):
         loader = cfg[f'{split}_dataloader']
         assert loader.dataset.data_root == '/data/x/' and loader.batch_size == 8

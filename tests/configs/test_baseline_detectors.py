@@ -69,6 +69,19 @@ def _mmdet_cfg(path: str) -> str:
     return osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', path.split('::')[1])
 
 
+def _resume_to_2_and_test(cfg_file: str, tmp_path, unit: str, options: list) -> str:
+    """``tools/train.py --resume`` from ``tmp_path/work`` to the second ``unit`` (iter or epoch),
+    then ``tools/test.py`` on that checkpoint (2 test images); returns the test log."""
+    work, test_dir = tmp_path / 'work', tmp_path / 'test'
+    proc = run_tool(['tools/train.py', cfg_file, '--work-dir', str(work), '--resume',
+                     '--cfg-options', *options])
+    assert 'resumed' in (proc.stdout + proc.stderr).lower()
+    assert load_checkpoint_dict(str(work / f'{unit}_2.pth'))['meta'][unit] == 2
+    run_tool(['tools/test.py', cfg_file, str(work / f'{unit}_2.pth'), '--work-dir',
+              str(test_dir), '--cfg-options', 'test_dataloader.dataset.indices=2'])
+    return next(test_dir.glob('*/*.log')).read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(CONFIGS))
 def test_train_resume_and_test_through_the_tools(name, tiny_coco, tmp_path):
@@ -84,14 +97,8 @@ def test_train_resume_and_test_through_the_tools(name, tiny_coco, tmp_path):
     work = tmp_path / 'work'
     run_tool(['tools/train.py', cfg_file, '--work-dir', str(work)])
     assert (work / 'iter_1.pth').is_file()
-    proc = run_tool(['tools/train.py', cfg_file, '--work-dir', str(work), '--resume',
-                     '--cfg-options', 'train_cfg.max_iters=2',
-                     'default_hooks.checkpoint.interval=2'])
-    assert 'resumed' in (proc.stdout + proc.stderr).lower()
-    assert load_checkpoint_dict(str(work / 'iter_2.pth'))['meta']['iter'] == 2
-    run_tool(['tools/test.py', cfg_file, str(work / 'iter_2.pth'), '--work-dir',
-              str(tmp_path / 'test'), '--cfg-options', 'test_dataloader.dataset.indices=2'])
-    log = next((tmp_path / 'test').glob('*/*.log')).read_text()
+    log = _resume_to_2_and_test(cfg_file, tmp_path, 'iter', [
+        'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2'])
     for key in ('vindr/mAP_50', 'vindr/voc101_mAP', 'vindr/recall_Osteophytes'):
         assert key in log, log[-3000:]
 
@@ -118,13 +125,7 @@ def test_config_as_written_trains_validates_resumes_and_tests(name, tiny_coco, t
     assert load_checkpoint_dict(str(work / 'epoch_1.pth'))['meta']['epoch'] == 1
     log = next(work.glob('*/*.log')).read_text()
     assert 'Epoch(val) [1][2/2]' in log and 'vindr/mAP_50' in log, log[-3000:]
-    proc = run_tool(['tools/train.py', cfg_file, '--work-dir', str(work), '--resume',
-                     '--cfg-options', 'train_cfg.max_epochs=2', *small])
-    assert 'resumed' in (proc.stdout + proc.stderr).lower()
-    assert load_checkpoint_dict(str(work / 'epoch_2.pth'))['meta']['epoch'] == 2
-    run_tool(['tools/test.py', cfg_file, str(work / 'epoch_2.pth'), '--work-dir',
-              str(tmp_path / 'test'), '--cfg-options', 'test_dataloader.dataset.indices=2'])
-    log = next((tmp_path / 'test').glob('*/*.log')).read_text()
+    log = _resume_to_2_and_test(cfg_file, tmp_path, 'epoch', ['train_cfg.max_epochs=2', *small])
     assert 'vindr/mAP_50' in log, log[-3000:]
 
 
