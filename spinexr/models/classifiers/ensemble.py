@@ -16,7 +16,11 @@ passed by mistake and silently load nothing.
 
 Weights and threshold must come from validation data: ``weights_file`` is the json written by
 ``tools/search_ensemble.py`` on out-of-fold predictions; files marked as chosen on a test split
-are refused.
+are refused. Without a weights file the members get equal weights and the operating threshold is
+marked as not validated (a warning, and ``threshold_validated=False`` on every prediction, which
+:class:`~spinexr.evaluation.metrics.BinaryClsMetric` reports). The weights of the paper draft this
+project started from were chosen on the test labels; they are available only under the name that
+says so, ``weights='draft-chosen-on-test'``, for reproducing that draft, never for a result.
 """
 import copy
 import json
@@ -34,9 +38,13 @@ from mmpretrain.structures import DataSample
 
 from spinexr.evaluation.roc import positive_probability
 
-#: The draft's weights for (DenseNet-121, EfficientNetV2-S, ResNet-50). Not validated; prefer
-#: a weights file from ``tools/search_ensemble.py``.
-DEFAULT_WEIGHTS = (0.42, 0.32, 0.26)
+#: The paper draft's weights for (DenseNet-121, EfficientNetV2-S, ResNet-50). The draft chose
+#: them (and its threshold) on the TEST labels, so any test figure computed with them is leaked.
+#: Reachable only by the explicit opt-in ``weights=DRAFT_WEIGHTS_NAME``.
+DRAFT_WEIGHTS_CHOSEN_ON_TEST = (0.42, 0.32, 0.26)
+
+#: The value of ``weights`` that selects :data:`DRAFT_WEIGHTS_CHOSEN_ON_TEST`.
+DRAFT_WEIGHTS_NAME = 'draft-chosen-on-test'
 
 #: Test-time augmentations applied to the normalised batch ``(N, C, H, W)``.
 TTA_OPS = {
@@ -125,11 +133,15 @@ class WeightedEnsembleClassifier(BaseClassifier):
     Args:
         members (Sequence[dict]): ``dict(name=..., config=CONFIG, checkpoint=CKPT or None)`` or
             ``dict(name=..., model=MODEL_CFG, data_preprocessor=..., checkpoint=...)``.
-        weights (Sequence[float], optional): One weight per member. Defaults to the draft's
-            (0.42, 0.32, 0.26) for three members; other member counts must give weights.
-        threshold (float): Operating threshold of ``pred_label``. Defaults to 0.5.
+        weights (Sequence[float] | str, optional): One weight per member. ``None`` (default):
+            equal weights. The string ``'draft-chosen-on-test'`` selects the paper draft's
+            (0.42, 0.32, 0.26) for three members, which were chosen on the test labels: an
+            explicit opt-in for reproducing the draft only (a warning says so).
+        threshold (float): Operating threshold of ``pred_label``. Defaults to 0.5. Only a
+            threshold read from ``weights_file`` counts as validated.
         weights_file (str, optional): Json from ``tools/search_ensemble.py``; its weights (by
-            member name) and threshold replace ``weights`` and ``threshold``.
+            member name) and threshold replace ``weights`` and ``threshold``. The only source
+            of a validated operating point.
         tta (Sequence[str]): Test-time augmentations from :data:`TTA_OPS`, e.g. ``('hflip',)``.
         data_preprocessor (dict, optional): Defaults to ``BaseDataPreprocessor``.
         init_cfg (dict, optional): Unused; members are initialised by their checkpoints.
@@ -137,7 +149,7 @@ class WeightedEnsembleClassifier(BaseClassifier):
 
     def __init__(self,
                  members: Sequence[dict],
-                 weights: Optional[Sequence[float]] = None,
+                 weights: Union[None, str, Sequence[float]] = None,
                  threshold: float = 0.5,
                  weights_file: Optional[str] = None,
                  tta: Sequence[str] = (),
@@ -152,14 +164,33 @@ class WeightedEnsembleClassifier(BaseClassifier):
             str(m.get('name', f'member{i}')) for i, m in enumerate(members)]
         if len(set(self.member_names)) != len(self.member_names):
             raise ValueError(f'member names must be unique: {self.member_names}')
+        logger = MMLogger.get_current_instance()
+        #: Whether weights and threshold come from validation data (a ``weights_file``).
+        self.threshold_validated = weights_file is not None
         if weights_file is not None:
             loaded = read_weights_file(weights_file, self.member_names)
             weights, threshold = loaded['weights'], loaded['threshold']
+        elif isinstance(weights, str):
+            if weights != DRAFT_WEIGHTS_NAME:
+                raise ValueError(f'weights={weights!r}: give numbers, None (equal weights) or '
+                                 f'{DRAFT_WEIGHTS_NAME!r}')
+            if len(members) != len(DRAFT_WEIGHTS_CHOSEN_ON_TEST):
+                raise ValueError(f'{DRAFT_WEIGHTS_NAME!r} weights are for three members '
+                                 f'(DenseNet-121, EfficientNetV2-S, ResNet-50), got '
+                                 f'{len(members)}')
+            weights = DRAFT_WEIGHTS_CHOSEN_ON_TEST
+            logger.warning(
+                f'WeightedEnsembleClassifier: using the paper draft\'s weights '
+                f'{DRAFT_WEIGHTS_CHOSEN_ON_TEST}, which were chosen on the TEST labels. Test '
+                'figures computed with them are leaked; use them only to reproduce the draft.')
         elif weights is None:
-            if len(members) != len(DEFAULT_WEIGHTS):
-                raise ValueError(f'{len(members)} members: give `weights` (the default '
-                                 f'{DEFAULT_WEIGHTS} is for three members)')
-            weights = DEFAULT_WEIGHTS
+            weights = [1.0] * len(members)
+        if weights_file is None:
+            logger.warning(
+                'WeightedEnsembleClassifier: no weights_file (tools/search_ensemble.py); '
+                f'weights {list(weights)} and threshold {float(threshold)} are NOT validated: '
+                'sensitivity, specificity and F1 at this threshold are not an operating point '
+                'chosen on validation data (AUROC does not depend on it).')
         if len(weights) != len(members) or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f'need {len(members)} non-negative weights with a positive sum, '
                              f'got {list(weights)}')
@@ -176,7 +207,7 @@ class WeightedEnsembleClassifier(BaseClassifier):
             if ckpt:
                 _load_member_checkpoint(model, ckpt)
         self._has_weights = any(self._checkpoints)
-        MMLogger.get_current_instance().info(
+        logger.info(
             'WeightedEnsembleClassifier: ' + ', '.join(
                 f'{n}={w:.3f}' for n, w in zip(self.member_names, self.weights.tolist()))
             + f', threshold={self.threshold:.4f}, tta={list(self.tta)}')
@@ -249,6 +280,8 @@ class WeightedEnsembleClassifier(BaseClassifier):
             sample.set_pred_label(int(p >= self.threshold))
             sample.set_field(mp.clone(), 'member_scores')
             sample.set_field(list(self.member_names), 'member_names', field_type='metainfo')
+            sample.set_field(self.threshold_validated, 'threshold_validated',
+                             field_type='metainfo')
         return data_samples
 
 
@@ -258,7 +291,8 @@ def save_ensemble_checkpoint(model: WeightedEnsembleClassifier, out_file: str) -
     Only tensors and plain Python values are stored, so it loads with ``weights_only=True``.
     """
     meta = dict(members=list(model.member_names), weights=model.weights.tolist(),
-                threshold=model.threshold, tta=list(model.tta))
+                threshold=model.threshold, threshold_validated=model.threshold_validated,
+                tta=list(model.tta))
     Path(out_file).parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()},
                     meta=meta), out_file)

@@ -9,7 +9,8 @@ from mmpretrain.structures import DataSample
 import spinexr.models  # noqa: F401  (registration)
 from spinexr.engine.checkpoint import load_checkpoint
 from spinexr.evaluation.roc import positive_probability
-from spinexr.models.classifiers.ensemble import DEFAULT_WEIGHTS, save_ensemble_checkpoint
+from spinexr.models.classifiers.ensemble import (DRAFT_WEIGHTS_CHOSEN_ON_TEST, DRAFT_WEIGHTS_NAME,
+                                                 save_ensemble_checkpoint)
 
 PREPROC = dict(type='ClsDataPreprocessor', mean=[123.675, 116.28, 103.53],
                std=[58.395, 57.12, 57.375], to_rgb=True)
@@ -52,13 +53,14 @@ def _member_prob(member, inputs, flip=False):
 
 
 def test_weighted_average_of_member_probabilities():
-    model = _build(threshold=0.4)
-    torch.testing.assert_close(model.weights, torch.tensor(DEFAULT_WEIGHTS))
+    weights = torch.tensor([0.5, 0.3, 0.2])
+    model = _build(threshold=0.4, weights=weights.tolist())
+    torch.testing.assert_close(model.weights, weights)
     inputs = _inputs()
     samples = [DataSample().set_gt_label(1) for _ in inputs]
     out = model.test_step(dict(inputs=inputs, data_samples=samples))
     per_member = torch.stack([_member_prob(m, inputs) for m in model.members], 1)
-    expected = per_member @ torch.tensor(DEFAULT_WEIGHTS)
+    expected = per_member @ weights
     for s, p, mp in zip(out, expected, per_member):
         torch.testing.assert_close(s.pred_score, torch.stack([1 - p, p]))
         assert int(s.pred_label) == int(p >= 0.4)
@@ -93,8 +95,39 @@ def test_weights_file_and_leakage_guard(tmp_path):
     partial.write_text(json.dumps(dict(weights=dict(a=1.0), threshold=0.5)))
     with pytest.raises(ValueError, match='no weight'):
         _build(weights_file=str(partial))
-    with pytest.raises(ValueError, match='give `weights`'):
-        MODELS.build(dict(type='WeightedEnsembleClassifier', members=[_member('a')]))
+    assert model.threshold_validated
+
+
+def test_without_weights_file_equal_weights_and_unvalidated_threshold():
+    """No weights file: equal weights (never the draft's leaked ones), threshold flagged."""
+    model = _build()
+    torch.testing.assert_close(model.weights, torch.full((3, ), 1 / 3))
+    assert not model.threshold_validated
+    out = model.test_step(dict(inputs=_inputs(2), data_samples=None))
+    assert all(s.threshold_validated is False for s in out)
+    single = MODELS.build(dict(type='WeightedEnsembleClassifier', members=[_member('a')]))
+    torch.testing.assert_close(single.weights, torch.ones(1))
+
+
+def test_draft_weights_only_by_named_opt_in():
+    model = _build(weights=DRAFT_WEIGHTS_NAME)
+    torch.testing.assert_close(model.weights, torch.tensor(DRAFT_WEIGHTS_CHOSEN_ON_TEST))
+    assert not model.threshold_validated
+    with pytest.raises(ValueError, match='draft-chosen-on-test'):
+        _build(weights='draft')
+    with pytest.raises(ValueError, match='three members'):
+        MODELS.build(dict(type='WeightedEnsembleClassifier', weights=DRAFT_WEIGHTS_NAME,
+                          members=[_member('a')]))
+
+
+def test_shipped_ensemble_config_does_not_carry_the_draft_weights():
+    from pathlib import Path
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[3]
+                              / 'configs/classifiers/ensemble_vindr-384.py'))
+    assert cfg.model.get('weights') is None
+    assert cfg.model.get('weights_file') is None
 
 
 def test_combined_checkpoint_roundtrip_and_member_checkpoints(tmp_path):
