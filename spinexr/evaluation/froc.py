@@ -1,0 +1,218 @@
+"""Free-response ROC (FROC): lesion sensitivity at a few false positives per image.
+
+Radiology reports lesion detection as FROC rather than only mAP. The rule used here:
+
+* detections of a class are taken in order of decreasing score; each is a **hit** when it has
+  IoU >= 0.5 (the match's first IoU threshold) with a ground-truth lesion of the same class in
+  the same image that no higher-scoring detection has hit yet (one hit per lesion; further
+  detections of that lesion are false positives). This is COCO's greedy matching, so the
+  :class:`~spinexr.evaluation.coco_ap.MatchResult` of :func:`~spinexr.evaluation.coco_ap.match_coco`
+  is reused as it is (build it with a large ``max_dets`` so no detection is cut);
+* detections matched to an ignored (crowd) box count neither way;
+* **false positives per image** divide by ALL evaluated images, normal ones included;
+* an operating point is a score threshold: all detections scoring at least that much. Tied
+  scores enter together. The sensitivity at a rate ``f`` is the highest sensitivity of an
+  operating point with at most ``f`` false positives per image (0 when even the highest score
+  gives more);
+* per class, only that class's lesions and false positives count; ``overall`` pools the
+  detections of all classes (one threshold for all) over all lesions;
+* the summary figure is the mean sensitivity over :data:`FROC_FP_RATES`.
+
+Every function takes image ``weights`` (bootstrap multiplicities), so a study-level bootstrap
+reuses one matching, as :mod:`spinexr.evaluation.bootstrap` does for mAP.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .coco_ap import MatchResult
+
+#: False positives per image at which sensitivity is reported.
+FROC_FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def _sorted_detections(match: MatchResult, classes: Sequence[int], iou_index: int
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scores, image indices, hit flags and tie-group ends of ``classes``' detections."""
+    scores, imgs, hits = [], [], []
+    for c in classes:
+        keep = ~match.ignore[c][iou_index]
+        scores.append(match.scores[c][keep])
+        imgs.append(match.img_idx[c][keep])
+        hits.append(match.tp[c][iou_index][keep])
+    score = np.concatenate(scores) if scores else np.zeros(0)
+    img = np.concatenate(imgs).astype(np.int64) if imgs else np.zeros(0, np.int64)
+    hit = np.concatenate(hits).astype(bool) if hits else np.zeros(0, bool)
+    order = np.argsort(-score, kind='stable')
+    score, img, hit = score[order], img[order], hit[order]
+    ends = np.flatnonzero(np.r_[score[1:] != score[:-1], True]) if score.size else \
+        np.zeros(0, np.int64)
+    return score, img, hit, ends
+
+
+def froc_curve(match: MatchResult,
+               weights: Optional[np.ndarray] = None,
+               class_index: Optional[int] = None,
+               iou_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """FROC operating points of one image weighting.
+
+    Args:
+        match (MatchResult): Matched detections.
+        weights (np.ndarray, optional): ``(num_images,)`` image multiplicities (default all 1).
+        class_index (int, optional): One class; ``None`` pools all classes.
+        iou_index (int): Index into ``match.iou_thrs`` (0 = IoU 0.5 with COCO thresholds).
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: False positives per image and sensitivity at each
+        operating point, starting with ``(0, 0)`` (no detection kept); ``nan`` sensitivities when
+        there is no lesion.
+    """
+    fps, sens = weighted_froc_points(
+        match, None if weights is None else np.asarray(weights)[None], class_index, iou_index)
+    return fps[0], sens[0]
+
+
+def weighted_froc_points(match: MatchResult,
+                         weights: Optional[np.ndarray] = None,
+                         class_index: Optional[int] = None,
+                         iou_index: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """FROC operating points for a batch of image weightings.
+
+    Args:
+        match (MatchResult): Matched detections.
+        weights (np.ndarray, optional): ``(B, num_images)`` multiplicities; ``None``: one row of 1.
+        class_index (int, optional): One class; ``None`` pools all classes.
+        iou_index (int): Index into ``match.iou_thrs``.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(B, K + 1)`` false positives per image and sensitivity
+        at the ``K`` tie-group ends, with the point ``(0, 0)`` first.
+    """
+    if weights is None:
+        weights = np.ones((1, match.num_images))
+    weights = np.asarray(weights, dtype=np.float64)
+    classes = range(match.num_classes) if class_index is None else [class_index]
+    _, img, hit, ends = _sorted_detections(match, list(classes), iou_index)
+    w = weights[:, img]
+    tp_cum = np.cumsum(w * hit[None], axis=1)[:, ends]
+    fp_cum = np.cumsum(w * (~hit)[None], axis=1)[:, ends]
+    npos = weights @ match.npos[list(classes)].sum(axis=0).astype(np.float64)
+    n_img = weights.sum(axis=1)
+    zero = np.zeros((weights.shape[0], 1))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        fps = np.hstack([zero, fp_cum]) / np.maximum(n_img, 1e-12)[:, None]
+        sens = np.hstack([zero, tp_cum]) / npos[:, None]
+    sens[npos <= 0] = np.nan
+    return fps, sens
+
+
+def sensitivity_at(fps: np.ndarray, sens: np.ndarray,
+                   rates: Sequence[float] = FROC_FP_RATES) -> np.ndarray:
+    """Highest sensitivity with at most ``rate`` false positives per image, per row.
+
+    Args:
+        fps (np.ndarray): ``(B, K)`` false positives per image, non-decreasing along a row.
+        sens (np.ndarray): ``(B, K)`` sensitivity, non-decreasing along a row.
+        rates (Sequence[float]): False-positive rates.
+
+    Returns:
+        np.ndarray: ``(B, len(rates))`` sensitivities (``nan`` rows stay ``nan``).
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    out = np.empty((fps.shape[0], rates.size))
+    for b in range(fps.shape[0]):
+        # index of the last operating point with fps <= rate (the first one is (0, 0))
+        last = np.searchsorted(fps[b], rates + 1e-12, side='right') - 1
+        out[b] = sens[b][np.maximum(last, 0)]
+    return out
+
+
+def froc_table(match: MatchResult,
+               weights: Optional[np.ndarray] = None,
+               rates: Sequence[float] = FROC_FP_RATES,
+               iou_index: int = 0) -> np.ndarray:
+    """Sensitivity at ``rates`` for every class and pooled, for a batch of weightings.
+
+    Args:
+        match (MatchResult): Matched detections.
+        weights (np.ndarray, optional): ``(B, num_images)`` multiplicities; ``None``: one row of 1.
+        rates (Sequence[float]): False-positive rates per image.
+        iou_index (int): Index into ``match.iou_thrs``.
+
+    Returns:
+        np.ndarray: ``(B, num_classes + 1, len(rates))``; index ``num_classes`` is the pooled
+        (``overall``) curve. Classes without lesions in a weighting are ``nan``.
+    """
+    rows = []
+    for c in list(range(match.num_classes)) + [None]:
+        fps, sens = weighted_froc_points(match, weights, c, iou_index)
+        rows.append(sensitivity_at(fps, sens, rates))
+    return np.stack(rows, axis=1)
+
+
+def froc_summary(match: MatchResult,
+                 class_names: Sequence[str],
+                 rates: Sequence[float] = FROC_FP_RATES,
+                 iou_index: int = 0) -> Dict[str, Dict[str, float]]:
+    """FROC sensitivities in percent, per class and ``overall``, with their mean.
+
+    Args:
+        match (MatchResult): Matched detections.
+        class_names (Sequence[str]): One name per class.
+        rates (Sequence[float]): False-positive rates per image.
+        iou_index (int): Index into ``match.iou_thrs``.
+
+    Returns:
+        dict: ``{name: {'fp_<rate>': sens, ..., 'mean': mean_sens}}`` for every class and
+        ``'overall'`` (``nan`` for a class without lesions).
+    """
+    table = froc_table(match, None, rates, iou_index)[0]
+    out: Dict[str, Dict[str, float]] = {}
+    for name, row in zip(list(class_names) + ['overall'], table):
+        entry = {f'fp_{r:g}': 100.0 * float(v) for r, v in zip(rates, row)}
+        entry['mean'] = 100.0 * float(np.mean(row)) if np.all(np.isfinite(row)) else float('nan')
+        out[name] = entry
+    return out
+
+
+def plot_froc(curves: Dict[str, Tuple[np.ndarray, np.ndarray]], out_file: str,
+              rates: Sequence[float] = FROC_FP_RATES, title: str = 'FROC') -> str:
+    """Draw FROC curves (log-scaled false positives per image) into a PNG.
+
+    Args:
+        curves (dict): ``label -> (fps, sensitivity)`` as returned by :func:`froc_curve`.
+        out_file (str): PNG path.
+        rates (Sequence[float]): Rates marked on the x axis.
+        title (str): Plot title.
+
+    Returns:
+        str: ``out_file``.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    lo, hi = min(rates) / 2, max(rates) * 2
+    for label, (fps, sens) in curves.items():
+        if not np.any(np.isfinite(sens)):
+            continue
+        x = np.clip(fps, lo, None)
+        ax.step(x, 100.0 * sens, where='post', label=label)
+    ax.set_xscale('log')
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(0, 100)
+    ax.set_xticks(list(rates))
+    ax.set_xticklabels([f'{r:g}' for r in rates])
+    ax.set_xlabel('false positives per image')
+    ax.set_ylabel('sensitivity (%)')
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc='lower right')
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=120)
+    plt.close(fig)
+    return out_file
+
+
+__all__: List[str] = ['FROC_FP_RATES', 'froc_curve', 'weighted_froc_points', 'sensitivity_at',
+                      'froc_table', 'froc_summary', 'plot_froc']
