@@ -11,7 +11,6 @@ import io
 import json
 import os
 import os.path as osp
-import pickle
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import numpy as np
 from mmengine.config import Config
 
 from spinexr.datasets.metainfo import CLASSES
+from spinexr.utils.safe_pickle import load_predictions
 
 #: The ladder of configs/ablation/, in order (each step adds one component to the previous).
 DEFAULT_CONFIGS = (
@@ -172,7 +172,9 @@ def evaluate_predictions(pred_file: str, ann_file: str,
     """Score mmdet's dumped predictions (``tools/test.py --out``) with pycocotools.
 
     Args:
-        pred_file (str): Pickle of ``DumpDetResults`` (boxes in the annotation's pixels).
+        pred_file (str): Pickle of ``DumpDetResults`` (boxes in the annotation's pixels), read
+            with :func:`spinexr.utils.safe_pickle.load_predictions` (tensors, numpy arrays and
+            containers only; any other pickled object is refused, nothing in it is run).
         ann_file (str): COCO ground truth of the evaluated split.
         classes (Sequence[str]): Class names in label order.
 
@@ -181,8 +183,7 @@ def evaluate_predictions(pred_file: str, ann_file: str,
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    with open(pred_file, 'rb') as f:
-        preds = pickle.load(f)
+    preds = load_predictions(pred_file)  # allow-listed: a crafted .pkl cannot run code
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(ann_file)
     name2cat = {c['name']: c['id'] for c in gt.loadCats(gt.getCatIds())}

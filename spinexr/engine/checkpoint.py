@@ -11,16 +11,39 @@ This module is the single place that says which extra types a checkpoint may con
 happens under :func:`torch.serialization.safe_globals`, so everything else stays refused; a
 checkpoint that carries any other pickled object fails with torch's ``UnpicklingError``. Nothing
 is changed globally: the allow-list applies only inside :func:`mmengine_safe_globals`.
+
+An Ultralytics ``.pt`` is a pickled model (``DetectionModel`` and its layers), which
+``weights_only=True`` cannot read. :func:`load_ultralytics_checkpoint` reads it with
+:class:`spinexr.utils.safe_pickle.RestrictedUnpickler`: the ``nn.Module`` classes of
+``torch.nn.modules.*``, ``ultralytics.nn.modules.*`` and ``ultralytics.nn.tasks`` (and the classes of
+``ultralytics.utils.loss``/``tal``) are *restored* from their saved attributes without running
+any constructor, plus tensors, containers, numpy scalars/arrays, ``IterableSimpleNamespace`` and
+paths (:data:`ULTRALYTICS_GLOBALS`); every other global is refused. Only with
+``trust_checkpoint=True`` (``--trust-checkpoint``) is the file unpickled in full by Ultralytics'
+own ``torch_safe_load``, which can run any code the file holds.
 """
 import contextlib
+import pathlib
 import pickle
-from typing import Callable, Iterator, List, Optional, Union
+import sys
+import types
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
+from spinexr.utils.safe_pickle import PREDICTION_GLOBALS, restricted_pickle_module
+
+#: How to opt in to unpickling a file in full; part of every refusal of an Ultralytics ``.pt``.
+TRUST_HINT = (
+    'If you trust this file (you made it, or it comes unaltered from Ultralytics), opt in with '
+    '--trust-checkpoint (tools/train.py, tools/test.py), which sets the config keys '
+    'trust_checkpoint=True (load_from) and model.trust_checkpoint=True (YOLO11Detector '
+    "pretrained): the file is then unpickled in full by Ultralytics' loader, which runs any code "
+    'it holds.')
 
 
 def _numpy_globals() -> List[object]:
@@ -131,3 +154,71 @@ def is_ultralytics_checkpoint(filename: str) -> bool:
     except Exception:  # not a torch zip/pickle file: let the regular loader report it
         return False
     return any(name.startswith('ultralytics.') for name in names)
+
+
+def _ultralytics_restorable(module: str, name: str) -> Optional[type]:
+    """The class ``module.name`` if an Ultralytics ``.pt`` may restore it (never call it).
+
+    Only modules that are already imported are looked at (nothing is imported on a file's
+    behalf), and only classes defined in them under that name: ``nn.Module`` subclasses of
+    ``torch.nn.modules.*``, ``ultralytics.nn.modules.*`` and ``ultralytics.nn.tasks``; any class
+    of ``ultralytics.utils.loss`` / ``ultralytics.utils.tal`` (a training criterion).
+    """
+    mod = sys.modules.get(module)
+    if mod is None or not name.isidentifier():
+        return None
+    obj = vars(mod).get(name)
+    if not isinstance(obj, type) or obj.__module__ != module:
+        return None
+    if module in ('ultralytics.utils.loss', 'ultralytics.utils.tal'):
+        return obj
+    if (module == 'ultralytics.nn.tasks'
+            or module.startswith(('torch.nn.modules.', 'ultralytics.nn.modules.'))):
+        return obj if issubclass(obj, nn.Module) else None
+    return None
+
+
+def _ultralytics_globals() -> Dict[str, Any]:
+    """:data:`ULTRALYTICS_GLOBALS`: built on first use (it needs ``ultralytics`` imported)."""
+    from ultralytics.utils import IterableSimpleNamespace
+    local_path = type(pathlib.Path())
+    out = dict(PREDICTION_GLOBALS)
+    for key in ('ultralytics.utils.IterableSimpleNamespace',
+                'ultralytics.yolo.utils.IterableSimpleNamespace'):  # before Ultralytics 8.0.44
+        out[key] = IterableSimpleNamespace
+    out['types.SimpleNamespace'] = types.SimpleNamespace
+    for mod in ('pathlib', 'pathlib._local'):  # Python 3.13 pickles paths under pathlib._local
+        out.update({f'{mod}.PosixPath': local_path, f'{mod}.WindowsPath': local_path})
+    return out
+
+
+#: Globals an Ultralytics ``.pt`` may call besides restoring module classes (filled on first
+#: use of :func:`load_ultralytics_checkpoint`).
+ULTRALYTICS_GLOBALS: Dict[str, Any] = {}
+
+
+def load_ultralytics_checkpoint(filename: str, trust_checkpoint: bool = False) -> dict:
+    """Read an Ultralytics ``.pt`` without running code from it, unless it is trusted.
+
+    Args:
+        filename (str): Local ``.pt`` path.
+        trust_checkpoint (bool): Unpickle the file in full with Ultralytics' ``torch_safe_load``
+            (runs any code the file holds). Defaults to False: the restricted reading described
+            in the module docstring.
+
+    Returns:
+        dict: The checkpoint (``'ema'`` / ``'model'`` hold the ``DetectionModel``).
+
+    Raises:
+        pickle.UnpicklingError: The file names a global outside the allow-list (the message
+            says how to opt in).
+    """
+    import ultralytics.nn.tasks  # noqa: F401  (imports the module classes that may be restored)
+    if trust_checkpoint:
+        from ultralytics.nn.tasks import torch_safe_load
+        return torch_safe_load(filename, safe_only=False)[0]
+    if not ULTRALYTICS_GLOBALS:
+        ULTRALYTICS_GLOBALS.update(_ultralytics_globals())
+    module = restricted_pickle_module(ULTRALYTICS_GLOBALS, restorable=_ultralytics_restorable,
+                                      source=filename, hint=TRUST_HINT)
+    return torch.load(filename, map_location='cpu', weights_only=False, pickle_module=module)

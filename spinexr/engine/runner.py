@@ -8,8 +8,10 @@ does). It differs from :class:`mmengine.runner.Runner` in these places only:
   under torch >= 2.6 with ``weights_only=True`` kept on.
 * ``load_from`` may name an Ultralytics ``.pt`` (e.g. ``yolo11l.pt``) when the model can take
   one (it has ``load_ultralytics_weights``, as ``YOLO11Detector`` does): matching tensors are
-  transferred with Ultralytics' own loader. Such a file is a pickled model, so it is unpickled:
-  pass only files you trust. It cannot be resumed from.
+  transferred. Such a file is a pickled model: it is read without running code from it
+  (:func:`spinexr.engine.checkpoint.load_ultralytics_checkpoint`) and refused if it holds
+  anything outside the allow-list, unless the config sets ``trust_checkpoint = True``
+  (``--trust-checkpoint``); only then is it unpickled in full. It cannot be resumed from.
 * With a distributed launcher on a machine without CUDA, mmengine 0.10.7 would call
   ``torch.cuda.set_device`` and wrap the model with ``device_ids=[LOCAL_RANK]``, both of which fail
   on CPU. Here the process group is initialised with the ``gloo`` backend instead and the model is
@@ -114,13 +116,16 @@ class SpinexrRunner(Runner):
                         revise_keys: list = [(r'^module.', '')]):
         """Load a checkpoint with :data:`spinexr.engine.checkpoint.ALLOWED_GLOBALS` allowed.
 
-        An Ultralytics ``.pt`` goes to the model's ``load_ultralytics_weights`` instead.
+        An Ultralytics ``.pt`` goes to the model's ``load_ultralytics_weights`` instead, read with
+        an allow-list, or in full if the config sets ``trust_checkpoint = True``.
         """
         model = self._ultralytics_target(filename)
         if model is not None:
-            self.logger.warning(f'{filename} is an Ultralytics .pt: unpickling it with '
-                                "Ultralytics' loader (only load files you trust)")
-            model.load_ultralytics_weights(filename)
+            trust = bool(self.cfg.get('trust_checkpoint', False))
+            if trust:
+                self.logger.warning(f'{filename} is an Ultralytics .pt and trust_checkpoint is '
+                                    "set: unpickling it in full with Ultralytics' loader")
+            model.load_ultralytics_weights(filename, trust_checkpoint=trust)
             return dict(meta=dict())
         with mmengine_safe_globals():
             return super().load_checkpoint(

@@ -29,6 +29,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         help='override settings of the config, key=value pairs, e.g. '
         'train_dataloader.batch_size=4 model.bbox_head.num_classes=7 key="[a,b]"')
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='unpickle an Ultralytics .pt given as load_from / model.pretrained in full with '
+        "Ultralytics' loader, which runs any code the file holds: only for files you trust. "
+        'Without it such a file is read with an allow-list and refused if it holds anything else')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
@@ -47,10 +52,33 @@ def load_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if getattr(args, 'trust_checkpoint', False):
+        trust_checkpoints(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def trust_checkpoints(cfg: Config) -> Config:
+    """Opt in to unpickling checkpoints in full, as ``--trust-checkpoint`` asks.
+
+    Sets ``trust_checkpoint = True`` at the top level (read by ``SpinexrRunner`` for an
+    Ultralytics ``.pt`` given as ``load_from``) and in a ``YOLO11Detector`` model config (for its
+    ``pretrained`` file). spinexr/mmengine checkpoints never need it: they load with
+    ``weights_only=True`` and an allow-list (:mod:`spinexr.engine.checkpoint`).
+
+    Args:
+        cfg (Config): The loaded config.
+
+    Returns:
+        Config: The same config, changed in place.
+    """
+    cfg.trust_checkpoint = True
+    model = cfg.get('model')
+    if isinstance(model, dict) and model.get('type') in ('YOLO11Detector', 'mmdet.YOLO11Detector'):
+        model['trust_checkpoint'] = True
     return cfg
 
 

@@ -108,3 +108,70 @@ def test_missing_resume_checkpoint_is_a_clear_error(tiny_coco, tmp_path):
     cfg = write_det_config(tmp_path / 'cfg.py', tiny_coco)
     with pytest.raises(AssertionError, match='--resume checkpoint not found'):
         run_tool(['tools/train.py', str(cfg), '--resume', str(tmp_path / 'nope.pth')])
+
+
+# --------------------------------------------------------------------------- Ultralytics .pt
+@pytest.fixture(scope='module')
+def yolo_ckpt():
+    """A real Ultralytics-format checkpoint dict of a YOLO11-n (as spinexr's exporter writes it),
+    with the extras Ultralytics' trainer adds: numpy scalars, an ``IterableSimpleNamespace`` as
+    ``model.args``, a path, an optimizer state."""
+    from ultralytics.utils import IterableSimpleNamespace
+
+    from spinexr.models.detectors import YOLO11Detector
+    from spinexr.models.detectors.ultralytics_export import detector_to_ultralytics_ckpt
+    torch.manual_seed(0)
+    det = YOLO11Detector(model_yaml='yolo11n.yaml', num_classes=7)
+    ckpt = detector_to_ultralytics_ckpt(det, half=True)
+    ckpt['ema'].args = IterableSimpleNamespace(**ckpt['train_args'], save_dir=Path('runs/x'))
+    ckpt['best_fitness'] = np.float64(0.25)
+    ckpt['optimizer'] = torch.optim.SGD(det.parameters(), lr=0.01, momentum=0.9).state_dict()
+    return ckpt
+
+
+def test_ultralytics_pt_loads_without_running_code(yolo_ckpt, tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
+
+    from spinexr.engine.checkpoint import load_ultralytics_checkpoint
+    path = tmp_path / 'yolo11n.pt'
+    torch.save(yolo_ckpt, path)
+    loaded = load_ultralytics_checkpoint(str(path))
+    assert type(loaded['ema']) is DetectionModel
+    ref = yolo_ckpt['ema'].state_dict()
+    got = loaded['ema'].state_dict()
+    assert set(got) == set(ref) and all(torch.equal(got[k], ref[k]) for k in ref)
+    assert loaded['best_fitness'] == 0.25 and loaded['ema'].args.save_dir == Path('runs/x')
+
+
+def test_crafted_ultralytics_pt_needs_trust_checkpoint(yolo_ckpt, tmp_path):
+    """A file that names ultralytics classes plus a payload: refused, nothing runs; with the
+    opt-in it is unpickled in full (and the payload runs, which is what trusting means)."""
+    from spinexr.engine.checkpoint import is_ultralytics_checkpoint, load_ultralytics_checkpoint
+    marker = tmp_path / 'was_executed'
+    path = tmp_path / 'crafted.pt'
+    torch.save({**yolo_ckpt, 'train_results': _Payload(str(marker))}, path)
+    assert is_ultralytics_checkpoint(str(path))
+    with pytest.raises(pickle.UnpicklingError, match='--trust-checkpoint'):
+        load_ultralytics_checkpoint(str(path))
+    assert not marker.exists()
+    loaded = load_ultralytics_checkpoint(str(path), trust_checkpoint=True)
+    assert marker.exists()
+    assert torch.equal(loaded['ema'].state_dict()['model.0.conv.weight'],
+                       yolo_ckpt['ema'].state_dict()['model.0.conv.weight'])
+
+
+def test_allowed_module_classes_are_restored_never_constructed(tmp_path):
+    """The allow-listed ultralytics/torch module classes may not be called from a pickle: their
+    constructors can read files (a model YAML) or build anything."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from spinexr.engine.checkpoint import load_ultralytics_checkpoint
+
+    class _Construct:
+        def __reduce__(self):
+            return (DetectionModel, ('yolo11n.yaml', ))
+
+    path = tmp_path / 'construct.pt'
+    torch.save({'ema': _Construct()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='refusing to call'):
+        load_ultralytics_checkpoint(str(path))

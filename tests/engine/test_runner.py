@@ -1,6 +1,9 @@
-"""SpinexrRunner: load_from accepts an Ultralytics .pt for YOLO11, refuses to resume from one;
-each Runner of a process logs into its own folder."""
+"""SpinexrRunner: load_from accepts an Ultralytics .pt for YOLO11 (read with an allow-list, in
+full only with trust_checkpoint), refuses to resume from one; each Runner of a process logs into
+its own folder."""
 import copy
+import os
+import pickle
 
 import pytest
 import torch
@@ -9,12 +12,22 @@ from spinexr.engine import SpinexrRunner
 from spinexr.engine.checkpoint import is_ultralytics_checkpoint
 
 
-def _runner(tmp_path, load_from, resume=False):
+def _runner(tmp_path, load_from, resume=False, cfg=None):
     return SpinexrRunner(
         model=dict(type='YOLO11Detector', model_yaml='yolo11n.yaml', num_classes=7,
                    data_preprocessor=dict(type='YOLODetDataPreprocessor')),
         work_dir=str(tmp_path / 'work'), load_from=str(load_from), resume=resume,
-        default_scope='mmdet')
+        default_scope='mmdet', cfg=cfg)
+
+
+class _Payload:
+    """Unpickling it runs ``os.mkdir(marker)``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker, ))
 
 
 def test_load_from_ultralytics_pt(tmp_path):
@@ -32,6 +45,27 @@ def test_load_from_ultralytics_pt(tmp_path):
 
     with pytest.raises(ValueError, match='use load_from'):
         _runner(tmp_path, pt, resume=True).load_or_resume()
+
+
+def test_load_from_crafted_ultralytics_pt_needs_trust_checkpoint(tmp_path):
+    """load_from of a file that names ultralytics classes and carries a payload: refused and
+    nothing runs; with ``trust_checkpoint = True`` in the config it is unpickled in full."""
+    from ultralytics.nn.tasks import DetectionModel
+    torch.manual_seed(0)
+    src = DetectionModel('yolo11n.yaml', nc=80, verbose=False)
+    marker = tmp_path / 'was_executed'
+    pt = tmp_path / 'crafted.pt'
+    torch.save({'model': None, 'ema': copy.deepcopy(src).half(), 'train_args': {},
+                'train_results': _Payload(str(marker))}, pt)
+    with pytest.raises(pickle.UnpicklingError, match='--trust-checkpoint'):
+        _runner(tmp_path, pt).load_or_resume()
+    assert not marker.exists()
+
+    runner = _runner(tmp_path, pt, cfg=dict(trust_checkpoint=True))
+    runner.load_or_resume()
+    assert marker.exists()
+    got = runner.model.yolo.state_dict()['model.0.conv.weight']
+    torch.testing.assert_close(got, src.half().float().state_dict()['model.0.conv.weight'])
 
 
 def test_mmengine_checkpoint_is_not_taken_for_ultralytics(tmp_path):

@@ -1,8 +1,10 @@
-"""The process-group teardown shared by tools/train.py and tools/test.py."""
+"""What tools/train.py and tools/test.py share: the process-group teardown, --trust-checkpoint."""
+import argparse
+
 import pytest
 import torch.distributed as torch_dist
 
-from spinexr.utils.cli import closing_process_group
+from spinexr.utils.cli import add_common_args, closing_process_group, load_config
 
 
 @pytest.fixture
@@ -32,3 +34,18 @@ def test_nothing_to_close_without_group():
     with closing_process_group():
         pass
     assert not torch_dist.is_initialized()
+
+
+@pytest.mark.parametrize('flag', [False, True])
+def test_trust_checkpoint_flag_sets_both_config_keys(tmp_path, flag):
+    """--trust-checkpoint is the one opt-in: load_from (runner) and model.pretrained (YOLO11)."""
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text("model = dict(type='YOLO11Detector', pretrained='yolo11n.pt')\n"
+                        "load_from = 'yolo11n.pt'\n")
+    parser = argparse.ArgumentParser()
+    add_common_args(parser)
+    args = parser.parse_args([str(cfg_file), '--work-dir', str(tmp_path / 'w')]
+                             + (['--trust-checkpoint'] if flag else []))
+    cfg = load_config(args)
+    assert cfg.get('trust_checkpoint', False) is flag
+    assert cfg.model.get('trust_checkpoint', False) is flag

@@ -52,6 +52,10 @@ class YOLO11Detector(BaseDetector):
             differ), see :meth:`load_ultralytics_weights`. Nothing is downloaded.
         channels_last (bool, optional): Run the network in channels-last (NHWC) memory format, as
             Ultralytics' trainer does on CUDA (faster on Tensor Cores). ``None`` (default): on
+        trust_checkpoint (bool): Unpickle ``pretrained`` in full with Ultralytics' loader (runs
+            any code the file holds; ``--trust-checkpoint`` sets it). Defaults to False: the file
+            is read with an allow-list (:func:`spinexr.engine.checkpoint.
+            load_ultralytics_checkpoint`) and refused if it holds anything else.
             when the model is moved to a CUDA device, off on CPU.
         data_preprocessor (dict, optional): Defaults to ``YOLODetDataPreprocessor``.
         init_cfg (dict, optional): mmengine init config.
@@ -69,6 +73,7 @@ class YOLO11Detector(BaseDetector):
                  pretrained: Optional[str] = None,
                  channels_last: Optional[bool] = None,
                  data_preprocessor: OptConfigType = None,
+                 trust_checkpoint: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='YOLODetDataPreprocessor')
@@ -99,6 +104,7 @@ class YOLO11Detector(BaseDetector):
         self.pretrained = pretrained
         self.channels_last = channels_last
         self._criterion = None  # built lazily on the model's device, not a sub-module
+        self.trust_checkpoint = bool(trust_checkpoint)
         self._criterion_device = None
 
     # ------------------------------------------------------------------ weights
@@ -108,10 +114,13 @@ class YOLO11Detector(BaseDetector):
         if self.pretrained:
             self.load_ultralytics_weights(self.pretrained)
 
-    def load_ultralytics_weights(self, path: str) -> int:
+    def load_ultralytics_weights(self, path: str, trust_checkpoint: Optional[bool] = None) -> int:
         """Transfer matching tensors from a local Ultralytics ``.pt``.
 
-        The file is read with Ultralytics' own ``torch_safe_load``; the EMA model is preferred
+        The file is read with :func:`spinexr.engine.checkpoint.load_ultralytics_checkpoint`:
+        without running code from it (module classes restored from their attributes, tensors,
+        containers; anything else is refused), or, when trusted, in full with Ultralytics'
+        ``torch_safe_load``. The EMA model is preferred
         over the raw one, and tensors are transferred where name and shape match
         (``intersect_dicts``), as Ultralytics does when it starts from a ``.pt``. The architecture
         stays the one of ``model_yaml`` / ``num_classes``, so checkpoints stay loadable by a model
@@ -124,16 +133,25 @@ class YOLO11Detector(BaseDetector):
             path (str): Path of the ``.pt`` file.
 
         Returns:
+            trust_checkpoint (bool, optional): Unpickle the file in full (see the class
+                argument). ``None``: the model's ``trust_checkpoint``.
             int: Number of tensors of ``self.yolo`` that were transferred.
         """
         import os
 
-        from ultralytics.nn.tasks import torch_safe_load
+        Raises:
+            pickle.UnpicklingError: The file holds objects outside the allow-list and is not
+                trusted (the message says how to opt in).
+
         from ultralytics.utils.torch_utils import intersect_dicts
         if not os.path.isfile(path):
             raise FileNotFoundError(f'Ultralytics weights not found: {path} '
+
+        from spinexr.engine.checkpoint import load_ultralytics_checkpoint
                                     '(nothing is downloaded; pass a local .pt file)')
-        ckpt, _ = torch_safe_load(path)
+        if trust_checkpoint is None:
+            trust_checkpoint = self.trust_checkpoint
+        ckpt = load_ultralytics_checkpoint(path, trust_checkpoint=trust_checkpoint)
         source = (ckpt.get('ema') or ckpt.get('model')) if isinstance(ckpt, dict) else None
         if not isinstance(source, torch.nn.Module):
             raise TypeError(f'{path} is not an Ultralytics checkpoint (no pickled model under '
