@@ -50,12 +50,12 @@ class YOLO11Detector(BaseDetector):
         pretrained (str, optional): Local Ultralytics ``.pt`` (e.g. ``yolo11l.pt``); tensors
             matching by name and shape are transferred when :meth:`init_weights` runs (nc may
             differ), see :meth:`load_ultralytics_weights`. Nothing is downloaded.
-        channels_last (bool, optional): Run the network in channels-last (NHWC) memory format, as
-            Ultralytics' trainer does on CUDA (faster on Tensor Cores). ``None`` (default): on
         trust_checkpoint (bool): Unpickle ``pretrained`` in full with Ultralytics' loader (runs
             any code the file holds; ``--trust-checkpoint`` sets it). Defaults to False: the file
             is read with an allow-list (:func:`spinexr.engine.checkpoint.
             load_ultralytics_checkpoint`) and refused if it holds anything else.
+        channels_last (bool, optional): Run the network in channels-last (NHWC) memory format, as
+            Ultralytics' trainer does on CUDA (faster on Tensor Cores). ``None`` (default): on
             when the model is moved to a CUDA device, off on CPU.
         data_preprocessor (dict, optional): Defaults to ``YOLODetDataPreprocessor``.
         init_cfg (dict, optional): mmengine init config.
@@ -71,9 +71,9 @@ class YOLO11Detector(BaseDetector):
                  loss_gain: float = 1.0,
                  test_cfg: OptConfigType = None,
                  pretrained: Optional[str] = None,
+                 trust_checkpoint: bool = False,
                  channels_last: Optional[bool] = None,
                  data_preprocessor: OptConfigType = None,
-                 trust_checkpoint: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='YOLODetDataPreprocessor')
@@ -102,9 +102,9 @@ class YOLO11Detector(BaseDetector):
         if unknown:
             raise ValueError(f'unknown loss_gains keys {sorted(unknown)} (box, cls, dfl)')
         self.pretrained = pretrained
+        self.trust_checkpoint = bool(trust_checkpoint)
         self.channels_last = channels_last
         self._criterion = None  # built lazily on the model's device, not a sub-module
-        self.trust_checkpoint = bool(trust_checkpoint)
         self._criterion_device = None
 
     # ------------------------------------------------------------------ weights
@@ -131,23 +131,23 @@ class YOLO11Detector(BaseDetector):
 
         Args:
             path (str): Path of the ``.pt`` file.
-
-        Returns:
             trust_checkpoint (bool, optional): Unpickle the file in full (see the class
                 argument). ``None``: the model's ``trust_checkpoint``.
+
+        Returns:
             int: Number of tensors of ``self.yolo`` that were transferred.
-        """
-        import os
 
         Raises:
             pickle.UnpicklingError: The file holds objects outside the allow-list and is not
                 trusted (the message says how to opt in).
+        """
+        import os
 
         from ultralytics.utils.torch_utils import intersect_dicts
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'Ultralytics weights not found: {path} '
 
         from spinexr.engine.checkpoint import load_ultralytics_checkpoint
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'Ultralytics weights not found: {path} '
                                     '(nothing is downloaded; pass a local .pt file)')
         if trust_checkpoint is None:
             trust_checkpoint = self.trust_checkpoint
