@@ -10,7 +10,15 @@ See docs/data.md for the layout it reads and writes and how bad input is handled
 import argparse
 import sys
 
-from spinexr.datasets.converters.vindr_spinexr import convert_vindr_spinexr
+from spinexr.datasets.converters import convert_vindr_spinexr, file_name_problem
+
+
+def split_name(value: str) -> str:
+    """argparse type of ``--splits``: a split name is used in paths, so it must be a plain name."""
+    why = file_name_problem(value)
+    if why is not None:
+        raise argparse.ArgumentTypeError(f'{value!r} is not a plain file name: {why}')
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--workers', type=int, default=1, help='worker processes')
     parser.add_argument('--skip-bad', action='store_true',
                         help='leave bad images out of the COCO files instead of failing')
-    parser.add_argument('--splits', nargs='+', default=['train', 'test'])
+    parser.add_argument('--splits', nargs='+', type=split_name, default=['train', 'test'])
     parser.add_argument('--no-fast-decode', action='store_true',
                         help='always decode JPEG 2000 at full resolution')
     parser.add_argument('--val-fraction', type=float, default=0.0,

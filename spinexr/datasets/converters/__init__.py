@@ -1,6 +1,7 @@
 """Converters from released dataset layouts to the spinexr layout (PNG + COCO)."""
-from .vindr_spinexr import (Problem, SplitSummary, build_coco, convert_image,
-                            convert_vindr_spinexr, read_split_csv, split_by_study, target_size)
+from .vindr_csv import Problem, file_name_problem, read_split_csv
+from .vindr_spinexr import (SplitSummary, build_coco, convert_image, convert_vindr_spinexr,
+                            split_by_study, target_size)
 
 __all__ = ['Problem', 'SplitSummary', 'build_coco', 'convert_image', 'convert_vindr_spinexr',
-           'read_split_csv', 'split_by_study', 'target_size']
+           'file_name_problem', 'read_split_csv', 'split_by_study', 'target_size']

@@ -18,57 +18,35 @@ process then appends one line per finished image to ``.convert_state/{split}.jso
 PNG size, img_size, DICOM file size). A later run skips an image whose record matches and whose PNG
 exists, and removes stale temporary files. Nothing converted is ever deleted.
 
-Bad input (reported with file, row and reason): a missing/renamed CSV column (the whole split is
-unreadable: fatal), an unknown ``lesion_type``, a lesion row with missing or non-numeric
-coordinates, an image listed in the CSV but absent on disk, a DICOM that cannot be decoded.
+Bad input (reported with file, row and reason): a missing/renamed CSV column, a CSV that is not
+UTF-8 or not valid CSV (the whole split is unreadable: fatal), an ``image_id`` that is not a plain
+file name (never used in a path, see :mod:`.vindr_csv`), an unknown ``lesion_type``, a lesion row
+with missing, non-numeric or inverted (``xmax < xmin`` / ``ymax < ymin``) coordinates, an image
+listed in the CSV but absent on disk, a DICOM that cannot be decoded.
 Without ``skip_bad`` every problem is reported, all good images are still converted, and the COCO
 file of a split with problems is NOT written (an older one is left untouched), so a
 training run can never silently use an incomplete annotation file; the run fails. With
 ``skip_bad`` the bad images are left out of the COCO file and listed.
 """
-import csv
 import json
-import math
 import multiprocessing
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from spinexr.datasets.metainfo import CLASSES, CSV_COLUMNS, NO_FINDING
+from spinexr.datasets.metainfo import CLASSES
+
+from .vindr_csv import ImageEntry, Problem, file_name_problem, read_split_csv, shown_id
+
+__all__ = ['ImageEntry', 'Problem', 'SplitSummary', 'build_coco', 'convert_image',
+           'convert_vindr_spinexr', 'read_split_csv', 'split_by_study', 'target_size']
 
 STATE_DIR = '.convert_state'
-
-
-@dataclass
-class Problem:
-    """One bad input: where it is and what is wrong."""
-    split: str
-    file: str
-    reason: str
-    row: Optional[int] = None
-    image_id: Optional[str] = None
-    fatal: bool = False
-
-    def __str__(self) -> str:
-        where = self.file + (f':{self.row}' if self.row is not None else '')
-        img = f' [image {self.image_id}]' if self.image_id else ''
-        return f'{where}{img}: {self.reason}'
-
-
-@dataclass
-class ImageEntry:
-    """Annotations of one image gathered from the CSV (boxes in original DICOM pixels)."""
-    image_id: str
-    study_id: str
-    series_id: str
-    first_row: int
-    boxes: List[Tuple[int, float, float, float, float, str]] = field(default_factory=list)
-    abnormal: bool = False
 
 
 @dataclass
@@ -88,70 +66,18 @@ class SplitSummary:
     json_written: bool = False
 
 
-def read_split_csv(csv_path: Path, split: str) -> Tuple[Dict[str, ImageEntry], List[Problem]]:
-    """Parse and validate one annotation CSV.
-
-    Args:
-        csv_path (Path): ``SRC/annotations/<split>.csv``.
-        split (str): Split name (for messages).
-
-    Returns:
-        tuple[dict[str, ImageEntry], list[Problem]]: Images in CSV order, and the problems found
-        (a fatal problem means the file could not be read at all).
-    """
-    problems: List[Problem] = []
-    entries: Dict[str, ImageEntry] = {}
-    name = str(csv_path)
-    if not csv_path.is_file():
-        return entries, [Problem(split, name, 'annotation CSV not found', fatal=True)]
-    with open(csv_path, newline='', encoding='utf-8-sig') as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in CSV_COLUMNS if c not in header]
-        if missing:
-            unexpected = [c for c in header if c not in CSV_COLUMNS]
-            reason = (f'missing column(s) {missing}' +
-                      (f', unexpected column(s) {unexpected}' if unexpected else '') +
-                      f'; expected exactly {list(CSV_COLUMNS)}')
-            return entries, [Problem(split, name, reason, row=1, fatal=True)]
-        for row in reader:
-            line = reader.line_num
-            image_id = (row['image_id'] or '').strip()
-            if not image_id:
-                problems.append(Problem(split, name, 'empty image_id', row=line))
-                continue
-            entry = entries.get(image_id)
-            if entry is None:
-                entry = entries[image_id] = ImageEntry(
-                    image_id=image_id, study_id=(row['study_id'] or '').strip(),
-                    series_id=(row['series_id'] or '').strip(), first_row=line)
-            lesion = row['lesion_type']
-            if lesion == NO_FINDING:
-                continue
-            if lesion not in CLASSES:
-                problems.append(Problem(
-                    split, name, f'unknown lesion_type {lesion!r} (expected one of '
-                    f'{list(CLASSES) + [NO_FINDING]})', row=line, image_id=image_id))
-                continue
-            coords = [row[k] for k in ('xmin', 'ymin', 'xmax', 'ymax')]
-            try:
-                values = [float(v) for v in coords]
-                if not all(math.isfinite(v) for v in values):
-                    raise ValueError
-            except (TypeError, ValueError):
-                problems.append(Problem(
-                    split, name, f'{lesion!r} box with missing or invalid coordinates '
-                    f'(xmin, ymin, xmax, ymax) = {tuple(coords)}', row=line, image_id=image_id))
-                continue
-            entry.abnormal = True
-            entry.boxes.append((CLASSES.index(lesion), *values, (row['rad_id'] or '').strip()))
-    return entries, problems
-
-
 def target_size(orig_h: int, orig_w: int, img_size: int) -> Tuple[int, int]:
     """``(height, width)`` of the PNG: the longer side becomes ``img_size``."""
     scale = img_size / max(orig_h, orig_w)
     return max(1, int(round(orig_h * scale))), max(1, int(round(orig_w * scale)))
+
+
+def _child(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/<stem><suffix>``; raises ``ValueError`` if ``stem`` is not a plain file name."""
+    why = file_name_problem(stem)
+    if why is not None:
+        raise ValueError(f'refusing to build a path in {folder} from {stem!r}: {why}')
+    return folder / f'{stem}{suffix}'
 
 
 def _init_worker() -> None:
@@ -299,16 +225,16 @@ def convert_split(src: Path, dst: Path, split: str, img_size: int, workers: int,
     sizes: Dict[str, dict] = {}
     tasks = []
     for image_id, entry in entries.items():
-        if image_id in bad:
+        if image_id in bad:  # a refused image_id never reaches a path
             continue
-        dcm = src / f'{split}_images' / f'{image_id}.dicom'
+        dcm = _child(src / f'{split}_images', image_id, '.dicom')
         if not dcm.is_file():
             problems.append(Problem(split, str(src / 'annotations' / f'{split}.csv'),
                                     f'image listed in the CSV but not on disk: {dcm}',
                                     row=entry.first_row, image_id=image_id))
             bad.add(image_id)
             continue
-        png = out_dir / f'{image_id}.png'
+        png = _child(out_dir, image_id, '.png')
         rec = done.get(image_id)
         if (rec is not None and rec.get('img_size') == img_size
                 and rec.get('src_bytes') == dcm.stat().st_size and png.is_file()):
@@ -388,7 +314,7 @@ def format_summary(summaries: Sequence[SplitSummary], problems: Sequence[Problem
             lines.append(f'[{s.split}] COCO file NOT written (problems found; fix them or rerun '
                          f'with --skip-bad; converted PNGs are kept)')
         if s.skipped and skip_bad:
-            lines.append(f'[{s.split}] skipped images: ' + ', '.join(s.skipped))
+            lines.append(f'[{s.split}] skipped images: ' + ', '.join(map(shown_id, s.skipped)))
     if problems:
         lines.append(f'{len(problems)} problem(s):')
         lines.extend(f'  {p}' for p in problems)
@@ -431,6 +357,10 @@ def convert_vindr_spinexr(data_root: str,
     src, dst = Path(data_root), Path(out_dir)
     if img_size < 1:
         raise ValueError(f'img_size must be >= 1, got {img_size}')
+    for split in splits:
+        if file_name_problem(split) is not None:
+            raise ValueError(f'split name {split!r} is not a plain file name: '
+                             f'{file_name_problem(split)}')
     summaries, problems = [], []
     for split in splits:
         summary, probs = convert_split(src, dst, split, img_size, workers, skip_bad, fast_decode,

@@ -2,6 +2,7 @@
 import csv
 import json
 import runpy
+import shutil
 from pathlib import Path
 
 import cv2
@@ -146,7 +147,20 @@ def missing_coords(src, rows):
     return rows['train'][3][2], 'missing or invalid coordinates', 5
 
 
-@pytest.mark.parametrize('mutate', [corrupt_dicom, missing_dicom, unknown_lesion, missing_coords])
+def inverted_box_x(src, rows):
+    rows['train'][3][4:] = ['Osteophytes', '30', '10', '20', '40']
+    write_csv(src / 'annotations' / 'train.csv', rows['train'])
+    return rows['train'][3][2], "'Osteophytes' inverted box: xmax 20 < xmin 30", 5
+
+
+def inverted_box_y(src, rows):
+    rows['train'][3][4:] = ['Surgical implant', '10', '40.5', '30', '12']
+    write_csv(src / 'annotations' / 'train.csv', rows['train'])
+    return rows['train'][3][2], "'Surgical implant' inverted box: ymax 12 < ymin 40.5", 5
+
+
+@pytest.mark.parametrize('mutate', [corrupt_dicom, missing_dicom, unknown_lesion, missing_coords,
+                                    inverted_box_x, inverted_box_y])
 def test_bad_input(tmp_path, mutate):
     src, dst = tmp_path / 'src', tmp_path / 'dst'
     rows = make_release(src)
@@ -258,3 +272,116 @@ def test_converts_phantom(tmp_path):
             assert max(im['width'], im['height']) == 128
             ratio = im['orig_width'] / im['orig_height']
             assert im['width'] / im['height'] == pytest.approx(ratio, rel=0.05)
+
+
+def files_under(root, *excluded):
+    """Every file under ``root`` (relative paths), leaving out the folders ``excluded``."""
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob('*')
+                  if p.is_file() and not any(d in p.parents for d in excluded))
+
+
+UNSAFE_IDS = {
+    'parent': '../../outside/victim',
+    'subdir': 'sub/victim',
+    'absolute': None,  # tmp_path/outside/victim, set in the test
+    'empty': '',
+    'dotdot': '..',
+    'hidden': '.victim',
+    'backslash': '..\\..\\outside\\victim',
+    'drive': 'C:victim',
+    'terminal_escape': 'vic\x1b[2Jtim',
+    'too_long': 'a' * 300,
+}
+
+
+@pytest.mark.parametrize('case', list(UNSAFE_IDS))
+def test_unsafe_image_id_is_refused(tmp_path, case):
+    """An image_id that is not a plain file name is reported with its row and never becomes a
+    path: nothing outside the output folder is written, with or without --skip-bad."""
+    src, dst, outside = tmp_path / 'src', tmp_path / 'dst', tmp_path / 'outside'
+    rows = make_release(src)
+    victim = src / 'train_images' / f'{rows["train"][3][2]}.dicom'
+    outside.mkdir()
+    shutil.copy(victim, outside / 'victim.dicom')  # what ../../outside/victim would read
+    (src / 'train_images' / 'sub').mkdir()
+    shutil.copy(victim, src / 'train_images' / 'sub' / 'victim.dicom')
+    value = str(outside / 'victim') if case == 'absolute' else UNSAFE_IDS[case]
+    rows['train'][3][2] = value
+    write_csv(src / 'annotations' / 'train.csv', rows['train'])
+    before_src, before_rest = files_under(src), files_under(tmp_path, src, dst)
+    assert before_rest == ['outside/victim.dicom']
+
+    code, msg = run(src, dst)
+    assert code == 1, msg
+    assert 'train.csv:5' in msg
+    assert f'image_id {value!r} refused: not a plain file name' in msg
+    assert files_under(tmp_path, src, dst) == before_rest and files_under(src) == before_src
+    assert not (dst / 'annotations' / 'train.json').exists()
+    assert len(list((dst / 'train').rglob('*.png'))) == 3  # the good images are converted
+
+    code, msg = run(src, dst, skip_bad=True)
+    assert code == 0, msg
+    assert repr(value) in msg
+    assert files_under(tmp_path, src, dst) == before_rest and files_under(src) == before_src
+    coco = load_coco(dst, 'train')
+    assert len(coco['images']) == 3 and value not in {im['image_id'] for im in coco['images']}
+    report = json.loads((dst / 'conversion_report.json').read_text())
+    assert [(p['row'], p['image_id']) for p in report['problems']] == [(5, value or None)]
+    if value:
+        assert report['splits'][0]['skipped'] == [value]
+
+
+def test_unsafe_image_id_reported_on_every_row(tmp_path):
+    src, dst = tmp_path / 'src', tmp_path / 'dst'
+    rows = make_release(src)
+    for row in rows['train'][:3]:  # image 0: three lesion rows, lines 2-4
+        row[2] = '../x'
+    write_csv(src / 'annotations' / 'train.csv', rows['train'])
+    code, msg = run(src, dst, splits=['train'])
+    assert code == 1 and '3 problem(s)' in msg
+    for line in (2, 3, 4):
+        assert f"train.csv:{line} [image '../x']: image_id '../x' refused" in msg
+    assert files_under(tmp_path, src, dst) == []
+
+
+@pytest.mark.parametrize('encoding,offset,line', [('latin-1', None, 4), ('utf-16', 0, 1)])
+def test_non_utf8_csv_is_reported(tmp_path, encoding, offset, line):
+    src, dst = tmp_path / 'src', tmp_path / 'dst'
+    rows = make_release(src)
+    rows['train'][2][3] = 'Dr. M\u00fcller'  # rad_id of CSV line 4
+    path = src / 'annotations' / 'train.csv'
+    write_csv(path, rows['train'])
+    data = path.read_text(encoding='utf-8').encode(encoding)
+    path.write_bytes(data)
+    offset = data.index(b'\xfc') if offset is None else offset
+    for skip_bad in (False, True):
+        code, msg = run(src, dst, skip_bad=skip_bad)
+        assert code == 2, msg
+        assert f'train.csv:{line}: not UTF-8 text' in msg
+        assert f'at byte offset {offset} (line {line})' in msg
+    assert not (dst / 'annotations' / 'train.json').exists()
+    assert (dst / 'annotations' / 'test.json').exists()  # the other split is not affected
+    assert files_under(tmp_path, src, dst) == []
+
+
+def test_malformed_csv_is_reported(tmp_path):
+    src, dst = tmp_path / 'src', tmp_path / 'dst'
+    rows = make_release(src)
+    rows['train'][4][3] = 'x' * 200_000  # over the csv module's field size limit, line 6
+    write_csv(src / 'annotations' / 'train.csv', rows['train'])
+    code, msg = run(src, dst)
+    assert code == 2, msg
+    assert 'train.csv:6: malformed CSV: field larger than field limit' in msg
+    assert not (dst / 'annotations' / 'train.json').exists()
+
+
+def test_unsafe_split_name_is_refused(tmp_path):
+    src, dst = tmp_path / 'src', tmp_path / 'dst'
+    make_release(src)
+    with pytest.raises(ValueError, match=r"split name '\.\./train' is not a plain file name"):
+        run(src, dst, splits=['../train'])
+    main = runpy.run_path(str(TOOL), run_name='converter_cli')['main']
+    with pytest.raises(SystemExit) as exc:
+        main(['--data-root', str(src), '--out-dir', str(dst), '--splits', 'train', '../train'])
+    assert exc.value.code == 2
+    assert not dst.exists()
