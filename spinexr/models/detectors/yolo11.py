@@ -1,5 +1,6 @@
 """YOLO11 as an mmdet detector: Ultralytics' model, loss and NMS behind mmengine's Runner."""
 import copy
+import math
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -26,7 +27,8 @@ class YOLO11Detector(BaseDetector):
     name), held as ``self.yolo`` (state-dict keys ``yolo.model.<i>...``). Training computes
     Ultralytics' own
     ``v8DetectionLoss``; prediction decodes with the Detect head and filters with Ultralytics'
-    ``non_max_suppression``, then maps boxes back to the original image.
+    ``non_max_suppression`` (without its time limit, so every image keeps its boxes), then maps
+    boxes back to the original image.
 
     Loss scale: Ultralytics multiplies the per-image loss by the batch size and, under DDP, by the
     world size, and accumulates gradients without averaging. With ``ultralytics_loss_scale=True``
@@ -262,6 +264,9 @@ class YOLO11Detector(BaseDetector):
         if isinstance(decoded, dict):  # called in training mode: decode as the head does
             decoded = self.yolo.model[-1]._inference(decoded)
         cfg = self.test_cfg
+        # max_time_img=inf: Ultralytics stops after 2 + max_time_img x batch seconds and returns
+        # the rest of the batch with no boxes (only a log warning); no image may lose its
+        # detections to a slow batch, so there is no time limit here.
         dets = non_max_suppression(
             decoded,
             conf_thres=cfg['conf_thr'],
@@ -269,7 +274,8 @@ class YOLO11Detector(BaseDetector):
             multi_label=cfg['multi_label'],
             agnostic=cfg['agnostic'],
             max_det=cfg['max_det'],
-            nc=self.num_classes)
+            nc=self.num_classes,
+            max_time_img=math.inf)
         results = []
         for det, sample in zip(dets, batch_data_samples):
             bboxes = det[:, :4].float()

@@ -4,8 +4,9 @@ The YOLO11 adapter (:class:`spinexr.models.detectors.YOLO11Detector`) computes e
 own ``v8DetectionLoss`` (task-aligned assigner, BCE classification, CIoU box and DFL losses). This
 module holds what the adapter adds around it:
 
-* :class:`SigmoidFocalBCE`, an element-wise sigmoid focal loss that replaces the criterion's BCE, so
-  the classification loss keeps Ultralytics' normalisation by the sum of the target scores;
+* :class:`SigmoidFocalBCE`, an element-wise sigmoid focal loss for soft targets (quality focal loss,
+  minimum at the target) that replaces the criterion's BCE, so the classification loss keeps
+  Ultralytics' normalisation by the sum of the target scores;
 * :func:`build_yolo_criterion`, which builds the criterion of a ``DetectionModel`` with the
   gains of a config and optionally the focal classification loss;
 * :func:`unpack_yolo_loss`, which reads the return value of the pinned Ultralytics version explicitly.
@@ -25,23 +26,36 @@ LOSS_NAMES = ('loss_box', 'loss_cls', 'loss_dfl')
 
 
 class SigmoidFocalBCE(nn.Module):
-    """Sigmoid focal loss on (soft) targets, element-wise (``reduction='none'``).
+    """Sigmoid focal loss for soft targets (quality focal loss), element-wise (no reduction).
 
-    ``loss = BCE(x, t) * alpha_t * (1 - p_t) ** gamma`` with ``p = sigmoid(x)``,
-    ``p_t = p * t + (1 - p) * (1 - t)`` and ``alpha_t = alpha * t + (1 - alpha) * (1 - t)``
-    (Lin et al., 2017). With the task-aligned assigner the targets ``t`` are IoU-aware scores in
-    [0, 1], for which this is the usual soft-label generalisation. Being element-wise, it drops into
-    ``v8DetectionLoss.bce``; the criterion then sums it and divides by the target-score sum exactly as
-    it does for its BCE.
+    ``loss = alpha_t * |t - p| ** gamma * BCE(x, t)`` with ``p = sigmoid(x)`` and
+    ``alpha_t = alpha * t + (1 - alpha) * (1 - t)``: the quality focal loss of Li et al. (2020,
+    Generalized Focal Loss) with the alpha balance of Lin et al. (2017). The task-aligned assigner
+    gives IoU-aware targets ``t`` in [0, 1]; for every such ``t`` the loss, as a function of ``p``
+    (or of the logit ``x``), is zero at ``p = t`` and positive elsewhere, so its minimum is at the
+    target. (The plain focal factor ``(1 - p_t) ** gamma`` with ``p_t = p t + (1 - p)(1 - t)`` does
+    not vanish at ``p = t`` and pulls the optimum away from soft targets: for ``t = 0.2`` to
+    ``p = 0.047``.) On hard targets (``t`` in {0, 1}) ``|t - p| = 1 - p_t``, so this is exactly
+    Lin et al.'s sigmoid focal loss.
+
+    ``alpha`` weights the positive part: a negative (``t = 0``) gets ``1 - alpha``, a full positive
+    (``t = 1``) ``alpha``, a soft target the linear mix. ``alpha_t`` does not depend on ``p``, so it
+    does not move the minimum. Being element-wise, the loss drops into ``v8DetectionLoss.bce``; the
+    criterion then sums it and divides by the target-score sum exactly as it does for its BCE.
 
     Args:
-        gamma (float): Focusing parameter. Defaults to 2.0.
-        alpha (float): Weight of the positive term; a negative value disables alpha weighting.
-            Defaults to 0.25.
+        gamma (float): Focusing exponent (>= 0; 0 with ``alpha < 0`` gives the plain BCE).
+            Defaults to 2.0.
+        alpha (float): Weight of the positive part, in [0, 1]; a negative value disables alpha
+            weighting. Defaults to 0.25.
     """
 
     def __init__(self, gamma: float = 2.0, alpha: float = 0.25) -> None:
         super().__init__()
+        if gamma < 0:
+            raise ValueError(f'focal gamma must be >= 0, got {gamma}')
+        if alpha > 1:
+            raise ValueError(f'focal alpha must be in [0, 1] (or < 0 to disable), got {alpha}')
         self.gamma = float(gamma)
         self.alpha = float(alpha)
 
@@ -57,9 +71,7 @@ class SigmoidFocalBCE(nn.Module):
         """
         target = target.to(pred.dtype)
         bce = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
-        prob = pred.sigmoid()
-        p_t = prob * target + (1 - prob) * (1 - target)
-        loss = bce * (1.0 - p_t).pow(self.gamma)
+        loss = bce * (target - pred.sigmoid()).abs().pow(self.gamma)
         if self.alpha >= 0:
             loss = loss * (self.alpha * target + (1 - self.alpha) * (1 - target))
         return loss

@@ -1,5 +1,6 @@
 """Tests of the YOLO11 adapter: Ultralytics' loss, focal classification, predict, weights."""
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_loss_no_gt_and_one_box(detector, cls_loss):
     empty = [_sample([], []), _sample([], [])]
     losses = model.loss(inputs, empty)
     assert set(losses) == {'loss_box', 'loss_cls', 'loss_dfl'}
-    assert losses['loss_cls'].item() > 0
+    assert losses['loss_cls'].item() > 0 and torch.isfinite(losses['loss_cls'])
     assert losses['loss_box'].item() == 0
     assert losses['loss_dfl'].item() == 0
 
@@ -167,6 +168,35 @@ def test_predict_returns_original_coordinates(detector):
     torch.testing.assert_close(res.bboxes, expected)
     torch.testing.assert_close(res.scores, det[:, 4])
     assert res.labels.dtype == torch.long and int(res.labels.max()) < NC
+
+
+def test_predict_keeps_every_image_when_nms_exceeds_its_time_limit(detector, monkeypatch):
+    """Issue 11 item 0: Ultralytics' NMS stops after 2 + 0.05 x batch seconds and returns the rest
+    of the batch without boxes. A clock that advances 1000 s per reading (the library's own logic
+    untouched) makes every batch overrun; predict must still give every image its boxes."""
+    import ultralytics.utils.nms as ul_nms
+    model = _confident(copy.deepcopy(detector))
+    model.test_cfg.update(conf_thr=0.2, max_det=50)
+    torch.manual_seed(5)
+    inputs = torch.rand(4, 3, 64, 64)
+    meta = dict(img_shape=(64, 64), ori_shape=(64, 64), scale_factor=(1.0, 1.0))
+    with torch.no_grad():
+        raw = model.yolo(inputs)[0]
+        expected = [s.pred_instances for s in
+                    model.predict(inputs, [DetDataSample(metainfo=meta) for _ in range(4)])]
+    assert all(len(e) > 0 for e in expected)
+
+    readings = iter(range(0, 10**9, 1000))
+    monkeypatch.setattr(ul_nms, 'time', SimpleNamespace(time=lambda: float(next(readings))))
+    # the slow clock does trip Ultralytics' limit: called as before, images 1-3 come back empty
+    tripped = ul_nms.non_max_suppression(raw, 0.2, 0.65, max_det=50, nc=NC)
+    assert len(tripped[0]) > 0 and all(len(d) == 0 for d in tripped[1:])
+    with torch.no_grad():
+        slow = model.predict(inputs, [DetDataSample(metainfo=meta) for _ in range(4)])
+    for got, exp in zip(slow, expected):
+        torch.testing.assert_close(got.pred_instances.bboxes, exp.bboxes)
+        torch.testing.assert_close(got.pred_instances.scores, exp.scores)
+        torch.testing.assert_close(got.pred_instances.labels, exp.labels)
 
 
 def test_export_roundtrip_with_ultralytics_predict(detector, tmp_path):
