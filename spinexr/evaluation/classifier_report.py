@@ -87,7 +87,9 @@ def classifier_rows(predictions: Union[str, Mapping[str, object]],
         thresholds (None | float | str | Mapping): Operating thresholds: 0.5 for ``None``, one
             number for all, a ``tools/search_ensemble.py`` json (ensemble: ``threshold``;
             members: ``member_thresholds``), or ``model name -> threshold``.
-        n_bootstrap (int): Bootstrap replicates over images (0: no CIs).
+        n_bootstrap (int): Bootstrap replicates (0: no CIs). They resample studies (the
+            ``study_id`` column, all views of a study together); without that column images are
+            resampled, with a logged warning.
         ci_level (float): CI coverage.
         seed (int): Bootstrap seed.
 
@@ -102,14 +104,18 @@ def classifier_rows(predictions: Union[str, Mapping[str, object]],
     score_columns = dict(score_columns or score_columns_of(columns))
     labels = columns['label'].astype(np.int64)
     thr = _thresholds_for(list(score_columns), thresholds)
+    study_ids = columns['study_id'].tolist() if 'study_id' in columns else None
     rows = []
     for name, col in score_columns.items():
         if col not in columns:
             raise KeyError(f'no column {col!r} (model {name}); columns: {sorted(columns)}')
         s = summarize(labels, columns[col].astype(np.float64), thr[name],
-                      n_bootstrap=n_bootstrap, ci_level=ci_level, seed=seed)
+                      n_bootstrap=n_bootstrap, ci_level=ci_level, seed=seed,
+                      study_ids=study_ids)
         row = dict(model=name, n_images=s['n_images'], n_abnormal=s['n_positive'],
                    threshold=thr[name])
+        if n_bootstrap > 0:
+            row['bootstrap_units'] = s['bootstrap_units']
         for k in ROW_STATS:
             row[k] = 100.0 * s[k]
             row[f'{k}_ci'] = ((100.0 * s[f'{k}_ci_lower'], 100.0 * s[f'{k}_ci_upper'])

@@ -35,6 +35,7 @@ class ImageGT:
         areas (np.ndarray): ``(n,)`` the annotation ``area`` field (COCO uses it for area ranges).
         iscrowd (np.ndarray): ``(n,)`` bool, crowd (ignored) boxes.
         image_id (str): The dataset's own image identifier (VinDr: 32-hex), ``''`` if absent.
+        study_id (str): The image's study (the bootstrap's resampled unit), ``''`` if absent.
     """
     img_id: int
     bboxes: np.ndarray
@@ -42,6 +43,7 @@ class ImageGT:
     areas: np.ndarray
     iscrowd: np.ndarray
     image_id: str = ''
+    study_id: str = ''
 
 
 @dataclass
@@ -116,7 +118,8 @@ def load_coco_gt(ann_file: str) -> tuple:
                     labels=np.array([cat_to_label[a['category_id']] for a in anns], dtype=np.int64),
                     areas=np.array([a.get('area', 0.0) for a in anns], dtype=np.float64),
                     iscrowd=np.array([bool(a.get('iscrowd', 0)) for a in anns], dtype=bool),
-                    image_id=str(img.get('image_id', ''))))
+                    image_id=str(img.get('image_id', '')),
+                    study_id=str(img.get('study_id', '') or '')))
     return gts, [c['name'] for c in cats]
 
 
@@ -254,10 +257,10 @@ def interpolated_ap(tp_cum: np.ndarray, fp_cum: np.ndarray, npos: np.ndarray,
     pr = tp_cum / np.maximum(tp_cum + fp_cum, np.finfo(np.float64).eps)
     # precision envelope: max over all points to the right
     pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    # row-wise searchsorted in one call: offset each monotone row by 2 * row index
-    offs = 2.0 * np.arange(b)[:, None]
-    idx = np.searchsorted((rc + offs).ravel(), (rec_thrs[None, :] + offs).ravel(), side='left')
-    idx = idx.reshape(b, -1) - n * np.arange(b)[:, None]
+    # Row by row: one searchsorted over rows offset by a constant rounds a recall just below a
+    # threshold onto it (7/10 < linspace's 0.7000000000000001, but 7/10 + 2 == 0.7...01 + 2),
+    # which made bootstrap replicates after the first of a chunk differ from COCOeval.
+    idx = np.stack([np.searchsorted(row, rec_thrs, side='left') for row in rc])
     inside = idx < n
     q = np.where(inside, np.take_along_axis(pr, np.minimum(idx, n - 1), axis=1), 0.0)
     ap[valid] = q.mean(axis=1)[valid]

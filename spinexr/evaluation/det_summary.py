@@ -37,8 +37,11 @@ def summarize_detections(gts: Sequence[ImageGT],
     * ``precision_<class>``, ``recall_<class>`` at IoU 0.5 and box score ``>= score_thr``, and
       their means ``precision``, ``recall``;
     * ``voc101_mAP`` and ``voc101_AP50_<class>`` (the VinDr paper's protocol) when ``voc101``;
-    * ``mAP_50_ci_low``, ``mAP_50_ci_high`` (percentile bootstrap over images) when
-      ``n_bootstrap > 0``.
+    * ``mAP_50_ci_low``, ``mAP_50_ci_high`` (percentile bootstrap over **studies**: all images
+      of a drawn study together, ``ImageGT.study_id``; images without one are resampled alone,
+      with a warning), ``mAP_50_ci_units`` (number of resampled studies) and
+      ``mAP_50_ci_dropped`` (resamples left out because a class had no ground truth in them,
+      see :mod:`spinexr.evaluation.bootstrap`) when ``n_bootstrap > 0``.
 
     Args:
         gts (Sequence[ImageGT]): Ground truth per evaluated image.
@@ -76,10 +79,16 @@ def summarize_detections(gts: Sequence[ImageGT],
         for c, name in enumerate(class_names):
             out[f'voc101_AP50_{class_key(name)}'] = float(voc['ap'][c])
     if n_bootstrap > 0:
+        # match_coco indexes images in img_id order; the study ids must follow the same order.
+        study_ids = [g.study_id for g in sorted(gts, key=lambda g: g.img_id)]
+        if not any(study_ids):
+            study_ids = None
         boot = bootstrap_map_ci(match, n_resamples=n_bootstrap, ci=ci, seed=bootstrap_seed,
-                                iou_index=0)
+                                iou_index=0, study_ids=study_ids)
         out['mAP_50_ci_low'] = boot['low']
         out['mAP_50_ci_high'] = boot['high']
+        out['mAP_50_ci_units'] = float(boot['n_units'])
+        out['mAP_50_ci_dropped'] = float(boot['n_dropped'])
     return out
 
 

@@ -1,5 +1,8 @@
 """ROC analysis of a binary classifier: AUROC, Youden's J, operating-point stats, bootstrap CIs.
 
+The bootstrap resamples studies (all views of a drawn study together), not images; see
+:mod:`spinexr.evaluation.bootstrap`.
+
 Conventions: ``labels`` are 0/1 (1 = abnormal = positive), ``scores`` are probabilities of the
 positive class, and an image is called positive when ``score >= threshold``. Results here are
 fractions in [0, 1]; :class:`~spinexr.evaluation.metrics.BinaryClsMetric` reports percentages.
@@ -12,6 +15,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy.stats import rankdata
+
+from .bootstrap import resample_weights, study_groups
 
 ArrayLike = Union[Sequence[float], np.ndarray]
 
@@ -108,16 +113,60 @@ def binary_stats(labels: ArrayLike, scores: ArrayLike, threshold: float) -> Dict
                 accuracy=ratio(tp + tn, y.size))
 
 
+def bootstrap_replicates(labels: ArrayLike,
+                         scores: ArrayLike,
+                         threshold: float,
+                         n_bootstrap: int = 1000,
+                         seed: int = 0,
+                         study_ids: Optional[Sequence[object]] = None
+                         ) -> Tuple[Dict[str, np.ndarray], int]:
+    """Replicates of AUROC and the operating-point statistics under a study (cluster) bootstrap.
+
+    Each replicate draws ``K`` of the ``K`` studies with replacement and keeps all images of a
+    drawn study (:func:`spinexr.evaluation.bootstrap.resample_weights`); the threshold stays
+    fixed. A statistic undefined in a replicate (AUROC or sensitivity without positives, e.g.)
+    is ``nan`` there.
+
+    Args:
+        labels (ArrayLike): 0/1 labels.
+        scores (ArrayLike): Positive-class probabilities.
+        threshold (float): Operating threshold.
+        n_bootstrap (int): Number of replicates.
+        seed (int): Seed of the resampling.
+        study_ids (Sequence, optional): Study id per image; ``None`` or missing entries: those
+            images are resampled on their own (a warning is logged).
+
+    Returns:
+        tuple[dict[str, np.ndarray], int]: ``name -> (n_bootstrap,)`` replicate values for
+        ``auroc`` and :data:`POINT_STATS`, and the number of resampled units ``K``.
+    """
+    y, s = check_binary_inputs(labels, scores)
+    groups = study_groups(study_ids, y.size, what='bootstrap_ci')
+    weights = resample_weights(y.size, n_bootstrap, seed, groups)
+    names = ('auroc', *POINT_STATS)
+    values = {k: np.full(n_bootstrap, np.nan) for k in names}
+    image_index = np.arange(y.size)
+    for b in range(n_bootstrap):
+        idx = np.repeat(image_index, weights[b])
+        yb, sb = y[idx], s[idx]
+        values['auroc'][b] = auroc(yb, sb)
+        stats = binary_stats(yb, sb, threshold)
+        for k in POINT_STATS:
+            values[k][b] = stats[k]
+    return values, int(groups.max()) + 1 if groups.size else 0
+
+
 def bootstrap_ci(labels: ArrayLike,
                  scores: ArrayLike,
                  threshold: float,
                  n_bootstrap: int = 1000,
                  ci_level: float = 0.95,
-                 seed: int = 0) -> Dict[str, Tuple[float, float]]:
-    """Percentile bootstrap CIs over images for AUROC and the operating-point statistics.
+                 seed: int = 0,
+                 study_ids: Optional[Sequence[object]] = None) -> Dict[str, Tuple[float, float]]:
+    """Percentile bootstrap CIs over studies for AUROC and the operating-point statistics.
 
-    Each replicate resamples the images with replacement; the threshold stays fixed. Replicates
-    in which a statistic is undefined (e.g. no positives) are left out for that statistic.
+    Replicates in which a statistic is undefined (e.g. no positives) are left out for that
+    statistic (see :func:`bootstrap_replicates`; :func:`summarize` reports how many).
 
     Args:
         labels (ArrayLike): 0/1 labels.
@@ -126,22 +175,18 @@ def bootstrap_ci(labels: ArrayLike,
         n_bootstrap (int): Number of replicates.
         ci_level (float): Coverage, e.g. 0.95.
         seed (int): Seed of the resampling; results are deterministic for a seed.
+        study_ids (Sequence, optional): Study id per image (the resampled unit); without them
+            images are resampled, with a logged warning.
 
     Returns:
         dict[str, tuple[float, float]]: ``name -> (lower, upper)`` for ``auroc`` and
         :data:`POINT_STATS`; ``(nan, nan)`` when no replicate defines the statistic.
     """
-    y, s = check_binary_inputs(labels, scores)
-    rng = np.random.default_rng(seed)
-    names = ('auroc', *POINT_STATS)
-    values = {k: np.full(n_bootstrap, np.nan) for k in names}
-    for b in range(n_bootstrap):
-        idx = rng.integers(0, y.size, y.size)
-        yb, sb = y[idx], s[idx]
-        values['auroc'][b] = auroc(yb, sb)
-        stats = binary_stats(yb, sb, threshold)
-        for k in POINT_STATS:
-            values[k][b] = stats[k]
+    values, _ = bootstrap_replicates(labels, scores, threshold, n_bootstrap, seed, study_ids)
+    return _percentiles(values, ci_level)
+
+
+def _percentiles(values: Dict[str, np.ndarray], ci_level: float) -> Dict[str, Tuple[float, float]]:
     lo_q, hi_q = 50 * (1 - ci_level), 50 * (1 + ci_level)
     out = {}
     for k, v in values.items():
@@ -156,20 +201,35 @@ def summarize(labels: ArrayLike,
               threshold: float,
               n_bootstrap: int = 1000,
               ci_level: float = 0.95,
-              seed: int = 0) -> Dict[str, float]:
-    """Point estimates and (optionally) bootstrap CIs in one flat dict of fractions.
+              seed: int = 0,
+              study_ids: Optional[Sequence[object]] = None) -> Dict[str, float]:
+    """Point estimates and (optionally) study-bootstrap CIs in one flat dict of fractions.
 
     Keys: ``auroc``, ``sensitivity``, ``specificity``, ``f1``, ``precision``, ``accuracy``,
     ``threshold``, ``n_images``, ``n_positive``, ``tp``, ``fp``, ``tn``, ``fn``, and with
-    ``n_bootstrap > 0`` also ``<stat>_ci_lower`` / ``<stat>_ci_upper``.
+    ``n_bootstrap > 0`` also ``<stat>_ci_lower`` / ``<stat>_ci_upper``, ``bootstrap_units``
+    (number of resampled studies) and ``auroc_ci_n_undefined`` (replicates with one label class
+    only, left out of the AUROC interval).
+
+    Args:
+        labels (ArrayLike): 0/1 labels.
+        scores (ArrayLike): Positive-class probabilities.
+        threshold (float): Operating threshold.
+        n_bootstrap (int): Number of replicates (0: no CIs).
+        ci_level (float): Coverage.
+        seed (int): Seed of the resampling.
+        study_ids (Sequence, optional): Study id per image, the bootstrap's resampled unit.
     """
     y, s = check_binary_inputs(labels, scores)
     out: Dict[str, float] = dict(auroc=auroc(y, s))
     out.update(binary_stats(y, s, threshold))
     out.update(threshold=float(threshold), n_images=int(y.size), n_positive=int(y.sum()))
     if n_bootstrap > 0:
-        for k, (lo, hi) in bootstrap_ci(y, s, threshold, n_bootstrap, ci_level, seed).items():
+        values, units = bootstrap_replicates(y, s, threshold, n_bootstrap, seed, study_ids)
+        for k, (lo, hi) in _percentiles(values, ci_level).items():
             out[f'{k}_ci_lower'], out[f'{k}_ci_upper'] = lo, hi
+        out['bootstrap_units'] = units
+        out['auroc_ci_n_undefined'] = int(np.sum(~np.isfinite(values['auroc'])))
     return out
 
 

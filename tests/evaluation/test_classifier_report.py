@@ -44,5 +44,22 @@ def test_rows_and_plot(tmp_path):
     bad.write_text(json.dumps(dict(threshold=0.5, source=dict(split='test'))))
     with pytest.raises(ValueError, match='leakage'):
         classifier_rows(path, thresholds=str(bad))
+    assert rows[0]['bootstrap_units'] == 80  # one study per image in this file
     no_ci = classifier_rows(path, score_columns={'only_a': 'prob_a'}, n_bootstrap=0)
     assert no_ci[0]['auroc_ci'] is None and no_ci[0]['threshold'] == 0.5
+
+
+def test_rows_resample_the_study_column(tmp_path):
+    path, y, a, b = _csv(tmp_path / 'p.csv', n=60, seed=3)
+    with open(path, newline='') as f:
+        rows = list(csv.reader(f))
+    for r in rows[1:]:  # pair the images into studies
+        r[1] = f's{int(r[0][1:]) // 2}'
+    paired = tmp_path / 'paired.csv'
+    with open(paired, 'w', newline='') as f:
+        csv.writer(f).writerows(rows)
+    by_study = classifier_rows(str(paired), n_bootstrap=100)
+    by_image = classifier_rows(path, n_bootstrap=100)
+    assert by_study[0]['bootstrap_units'] == 30 and by_image[0]['bootstrap_units'] == 60
+    assert by_study[0]['auroc'] == by_image[0]['auroc']
+    assert by_study[0]['auroc_ci'] != by_image[0]['auroc_ci']

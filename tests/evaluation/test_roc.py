@@ -86,3 +86,37 @@ def test_input_validation_and_helpers(tmp_path):
     assert resolve_threshold('youden') is None
     with pytest.raises(FileNotFoundError):
         resolve_threshold('nope.json')
+
+
+def test_bootstrap_resamples_studies():
+    # Every image twice, as two views of one study: a copy adds no information, so the study
+    # bootstrap of the doubled set is exactly the image bootstrap of the originals, and the
+    # image bootstrap of the doubled set is too narrow.
+    y, s = _data(n=120, seed=4)
+    y2, s2 = np.repeat(y, 2), np.repeat(s, 2)
+    studies = np.repeat([f'st{i}' for i in range(120)], 2)
+    single = bootstrap_ci(y, s, 0.5, n_bootstrap=300, seed=1)
+    by_study = bootstrap_ci(y2, s2, 0.5, n_bootstrap=300, seed=1, study_ids=studies)
+    by_image = bootstrap_ci(y2, s2, 0.5, n_bootstrap=300, seed=1)
+    for k in single:
+        assert by_study[k] == pytest.approx(single[k], abs=1e-12), k
+
+    def width(ci):
+        return ci['auroc'][1] - ci['auroc'][0]
+
+    assert width(by_image) < 0.85 * width(by_study)
+    out = summarize(y2, s2, 0.5, n_bootstrap=50, study_ids=studies)
+    assert out['bootstrap_units'] == 120 and out['auroc_ci_n_undefined'] == 0
+
+
+def test_bootstrap_replicates_with_one_class_are_left_out():
+    # 2 positive studies among 4: a replicate drawing only negative (or only positive) studies
+    # has no AUROC; it is left out of the interval and counted.
+    y = np.array([1, 1, 0, 0, 1, 0, 0, 0])
+    s = np.array([0.9, 0.8, 0.3, 0.2, 0.7, 0.1, 0.6, 0.4])
+    studies = ['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd']
+    out = summarize(y, s, 0.5, n_bootstrap=400, seed=0, study_ids=studies)
+    assert out['bootstrap_units'] == 4
+    # P(no study with a positive, or no study with a negative) = (2/4)^4 + (1/4)^4
+    assert 0 < out['auroc_ci_n_undefined'] < 60
+    assert 0.0 <= out['auroc_ci_lower'] <= out['auroc'] <= out['auroc_ci_upper'] <= 1.0

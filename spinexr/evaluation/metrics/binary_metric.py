@@ -30,8 +30,9 @@ class BinaryClsMetric(BaseMetric):
     :func:`spinexr.evaluation.roc.positive_probability`) and ``gt_label`` of each data sample.
     Reports, in percent: ``auroc``, ``sensitivity``, ``specificity``, ``f1`` and, when
     ``n_bootstrap > 0``, ``<stat>_ci_lower`` / ``<stat>_ci_upper`` (percentile bootstrap over
-    images); plus ``threshold`` (a probability in [0, 1]). With the default prefix the keys read
-    ``binary/auroc`` etc.
+    **studies**: the ``study_id`` of each sample, which the dataset's ``PackInputs`` meta keys
+    must carry; without it images are resampled and a warning is logged); plus ``threshold`` (a
+    probability in [0, 1]). With the default prefix the keys read ``binary/auroc`` etc.
 
     The operating threshold:
 
@@ -103,8 +104,12 @@ class BinaryClsMetric(BaseMetric):
                 f"BinaryClsMetric: threshold {threshold:.4f} chosen by Youden's J on the "
                 'evaluated data themselves (in-sample). This is leakage on a test split; pass '
                 'the threshold json chosen on out-of-fold validation predictions instead.')
+        # The bootstrap resamples studies (a study's views are correlated); samples without a
+        # study id are resampled alone, with a warning.
+        study_ids = [r['study_id'] for r in results]
         summary = summarize(labels, probs, threshold, n_bootstrap=self.n_bootstrap,
-                            ci_level=self.ci_level, seed=self.seed)
+                            ci_level=self.ci_level, seed=self.seed,
+                            study_ids=study_ids if any(study_ids) else None)
         if self.prediction_file:
             self._write_predictions(results, threshold)
         keys = ['auroc', 'sensitivity', 'specificity', 'f1']

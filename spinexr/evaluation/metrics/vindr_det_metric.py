@@ -27,7 +27,9 @@ class VinDrDetMetric(BaseMetric):
     Reported keys (with the ``vindr/`` prefix): ``mAP`` (0.5:0.95), ``mAP_50``, ``mAP_75``,
     ``AP50_<class>``, ``precision_<class>``/``recall_<class>`` at ``score_thr`` and IoU 0.5, their
     means ``precision``/``recall``, ``voc101_mAP`` and ``voc101_AP50_<class>``, and with
-    ``n_bootstrap > 0`` ``mAP_50_ci_low``/``mAP_50_ci_high``.
+    ``n_bootstrap > 0`` ``mAP_50_ci_low``/``mAP_50_ci_high`` (bootstrap over the studies of the
+    annotation file's ``images[].study_id``; see :mod:`spinexr.evaluation.bootstrap`) with
+    ``mAP_50_ci_units`` (studies) and ``mAP_50_ci_dropped`` (resamples lacking a class).
 
     Why ``score_thr=0.5`` by default: it is fixed before looking at any data and is the "confident
     box" level of the paper's decision fusion. A threshold tuned for F1 must be chosen on validation
@@ -38,7 +40,7 @@ class VinDrDetMetric(BaseMetric):
         score_thr (float): Operating box-score threshold of precision/recall.
         max_dets (int): COCO ``maxDets`` per image and class.
         voc101 (bool): Also compute the VOC-101 protocol.
-        n_bootstrap (int): Bootstrap resamples for the mAP@0.5 interval (0: none).
+        n_bootstrap (int): Bootstrap resamples (over studies) for the mAP@0.5 interval (0: none).
         bootstrap_seed (int): Bootstrap seed.
         fusion_probs_file (str, optional): Per-image abnormal probabilities of a classifier
             (``.json``/``.csv``, see :func:`spinexr.evaluation.fusion.load_abnormal_probs`). When

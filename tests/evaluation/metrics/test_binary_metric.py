@@ -10,6 +10,7 @@ from mmpretrain.structures import DataSample
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
 
 from spinexr.evaluation.metrics import BinaryClsMetric
+from spinexr.evaluation.roc import summarize
 
 
 def _samples(n=120, seed=0, members=False):
@@ -46,6 +47,19 @@ def test_metric_matches_sklearn():
     assert res['binary/threshold'] == 0.5
     for k in ('auroc', 'sensitivity', 'specificity', 'f1'):
         assert res[f'binary/{k}_ci_lower'] <= res[f'binary/{k}'] <= res[f'binary/{k}_ci_upper']
+
+
+def test_bootstrap_resamples_the_samples_studies():
+    y, p, samples = _samples(n=80, seed=2)  # study_id st{i // 2}: two views per study
+    res = _evaluate(BinaryClsMetric(threshold=0.5, n_bootstrap=200, seed=3), samples)
+    studies = [f'st{i // 2}' for i in range(80)]
+    ref = summarize(y, p, 0.5, n_bootstrap=200, seed=3, study_ids=studies)
+    by_image = summarize(y, p, 0.5, n_bootstrap=200, seed=3)
+    for k in ('auroc', 'sensitivity', 'specificity', 'f1'):
+        for side in ('lower', 'upper'):
+            assert res[f'binary/{k}_ci_{side}'] == pytest.approx(100 * ref[f'{k}_ci_{side}'])
+    assert ref['bootstrap_units'] == 40 and by_image['bootstrap_units'] == 80
+    assert ref['auroc_ci_lower'] != by_image['auroc_ci_lower']
 
 
 def test_threshold_from_json_and_youden(tmp_path):

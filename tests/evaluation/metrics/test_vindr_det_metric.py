@@ -49,8 +49,29 @@ def test_metric_matches_summary(tiny, tmp_path):
     for k, v in ref.items():
         assert res[f'vindr/{k}'] == pytest.approx(v, nan_ok=True, abs=1e-6), k
     assert res['vindr/mAP_50_ci_low'] <= res['vindr/mAP_50'] <= res['vindr/mAP_50_ci_high']
+    # the interval resamples the 6 studies of the file (two views each), not its 12 images
+    assert res['vindr/mAP_50_ci_units'] == 6
     dumped = json.loads((tmp_path / 'res.json').read_text())
     assert len(dumped) == sum(len(s['pred_instances']['scores']) for s in samples)
+
+
+def test_metric_without_study_ids_resamples_images(tiny, tmp_path):
+    ann, gts, names = tiny
+    coco = json.loads(open(ann).read())
+    for im in coco['images']:
+        del im['study_id']
+    bare = tmp_path / 'no_study.json'
+    bare.write_text(json.dumps(coco))
+    results = {}
+    for key, path in (('study', ann), ('image', str(bare))):
+        metric = METRICS.build(dict(type='VinDrDetMetric', ann_file=path, n_bootstrap=200))
+        metric.process({}, _samples(gts))
+        results[key] = metric.evaluate(len(gts))
+    assert results['image']['vindr/mAP_50_ci_units'] == 12
+    assert results['study']['vindr/mAP_50_ci_units'] == 6
+    assert results['image']['vindr/mAP_50'] == results['study']['vindr/mAP_50']
+    keys = ('vindr/mAP_50_ci_low', 'vindr/mAP_50_ci_high', 'vindr/mAP_50_ci_dropped')
+    assert [results['image'][k] for k in keys] != [results['study'][k] for k in keys]
 
 
 def test_metric_fusion_option(tiny, tmp_path):
