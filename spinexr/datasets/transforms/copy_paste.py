@@ -188,7 +188,8 @@ class BoxCopyPaste(BaseTransform):
 
     # ------------------------------------------------------------------ source bank
     def _build_bank(self, rare_classes: Optional[Sequence[str]]) -> None:
-        coco = fileio.load(self.ann_file, backend_args=self.backend_args)
+        # JSON whatever the name: mmengine would unpickle a '.pkl' ann_file (and run its code)
+        coco = fileio.load(self.ann_file, file_format='json', backend_args=self.backend_args)
         for key in ('images', 'annotations', 'categories'):
             if key not in coco:
                 raise ValueError(f"{self.ann_file}: not a COCO detection file, no '{key}'")
