@@ -14,6 +14,7 @@ whole file cannot be used (missing column, not UTF-8, malformed CSV).
 import csv
 import io
 import math
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from spinexr.datasets.metainfo import CLASSES, CSV_COLUMNS, NO_FINDING
 #: Longest accepted file name stem (``<stem>.dicom`` must stay under the usual 255-byte limit).
 MAX_NAME_LENGTH = 200
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + '._-')
+_PLAIN_NAME = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9._-]{0,%d}' % (MAX_NAME_LENGTH - 1))
 
 
 def file_name_problem(value: str) -> Optional[str]:
@@ -39,11 +41,13 @@ def file_name_problem(value: str) -> Optional[str]:
     Returns:
         str | None: The reason it is refused, or ``None``.
     """
+    if _PLAIN_NAME.fullmatch(value):  # the common case, decided in one step
+        return None
     if value == '':
         return 'it is empty'
     if value.startswith(('/', '\\')) or (len(value) > 1 and value[1] == ':'
                                          and value[0] in string.ascii_letters):
-        return 'it is an absolute path'
+        return 'it is an absolute or drive path'
     if '/' in value or '\\' in value:
         return 'it contains a path separator'
     if value in ('.', '..'):
