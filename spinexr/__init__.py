@@ -4,7 +4,15 @@
 spinexr's components into MMDetection's and MMPretrain's registries and does nothing else: it sets
 no environment variables, thread counts or logging configuration. Ultralytics, which does set such
 things when imported, is imported only when a YOLO11 model is built.
+
+One exception, for environments newer than the verified stack: where transformers >= 5 is
+installed, mmpretrain 1.2's multimodal models (which spinexr does not use) cannot be imported, and
+``mmpretrain.models`` is told to skip them before anything imports it (see :mod:`spinexr._compat`).
 """
-from . import datasets, engine, evaluation, models  # noqa: F401  (registration)
+from ._compat import guard_mmpretrain_multimodal
+
+guard_mmpretrain_multimodal()
+
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration)
 
 __version__ = '0.1.0'

@@ -99,16 +99,32 @@ def bone_texture(rng: np.random.Generator, shape: Tuple[int, int], body_h: float
     return tex
 
 
+MARKER_DENSITY = 2.5  # density of the lead letter in the metal map
+
+
 def add_marker(metal: np.ndarray, rng: np.random.Generator) -> None:
-    """A lead side marker ('L' or 'R') in a corner, as on most radiographs."""
+    """A lead side marker ('L' or 'R') in a corner, as on most radiographs.
+
+    The letter is rasterised into a uint8 mask and written into ``metal`` (any dtype) as
+    :data:`MARKER_DENSITY`: OpenCV 5's ``putText`` draws only on 8-bit images (OpenCV 4 also drew
+    on float ones). With ``LINE_8`` (no anti-aliasing) the pixels under OpenCV 4 are exactly the
+    ones it set when drawing on the float map directly. OpenCV 5 rasterises the Hershey letter a
+    little differently, so between OpenCV 4 and 5 the letter's pixels, and only they, differ.
+
+    Args:
+        metal (np.ndarray): (H, W) metal density map, modified in place.
+        rng (np.random.Generator): Draws the letter, its size and its corner.
+    """
     h, w = metal.shape
     size = max(h * rng.uniform(0.012, 0.02), 4.0)
     scale = size / 22.0
     text = str(rng.choice(['L', 'R']))
     x = int(w * rng.choice([0.05, 0.85]))
     y = int(h * rng.choice([0.08, 0.95]))
-    cv2.putText(metal, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 2.5,
+    mask = np.zeros((h, w), np.uint8)
+    cv2.putText(mask, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 1,
                 max(int(round(scale * 2.5)), 1), cv2.LINE_8)
+    metal[mask > 0] = MARKER_DENSITY
 
 
 def expose(soft: np.ndarray, bone: np.ndarray, metal: np.ndarray, exposure: Exposure,
