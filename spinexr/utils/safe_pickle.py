@@ -60,11 +60,18 @@ def _restore_only(cls: type) -> type:
                                  target_name=f'{cls.__module__}.{cls.__qualname__}'))
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only allow-listed globals (see the module docstring).
+#: Objects whose state a pickle may set (``BUILD``) besides restored instances: never a class or
+#: a function, whose attributes would change for the whole process.
+STATE_TYPES = (np.ndarray, np.dtype, collections.OrderedDict, types.SimpleNamespace)
 
-    Subclasses set the class attributes (see :func:`restricted_pickle_module`); this base class
-    allows nothing.
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """Unpickler that resolves only allow-listed globals (see the module docstring).
+
+    Built on pickle's pure-Python unpickler so that ``BUILD`` (setting an object's state) can be
+    checked too: it is allowed only on instances of restored classes and of
+    :data:`STATE_TYPES`. Subclasses set the class attributes (see
+    :func:`restricted_pickle_module`); this base class allows no global.
 
     Attributes:
         callables (Mapping[str, Any]): ``'module.name'`` -> the object the pickle gets for it.
@@ -76,6 +83,23 @@ class RestrictedUnpickler(pickle.Unpickler):
     restorable: Optional[Restorable] = None
     source: str = '<pickle>'
     hint: str = ''
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file, **kwargs) -> None:
+        super().__init__(file, **kwargs)
+        self._restored: set = set()
+
+    def load_build(self) -> None:
+        """``BUILD``: set the state of the object on the stack, if it may have one set."""
+        inst = self.stack[-2]  # the state is on top
+        if type(inst) not in self._restored and not isinstance(inst, STATE_TYPES):
+            raise pickle.UnpicklingError(
+                f'{self.source}: refusing to set the state of {type(inst).__qualname__} '
+                f'{inst!r:.60}: only restored objects may have their state set. {self.hint}'
+                .rstrip())
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def find_class(self, module: str, name: str) -> Any:
         """Return the allowed object for ``module.name``; refuse anything else."""
@@ -87,6 +111,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self.callables[key]
         cls = type(self).restorable(module, name) if type(self).restorable else None
         if cls is not None:
+            self._restored.add(cls)
             return _restore_only(cls)
         raise pickle.UnpicklingError(
             f'{self.source}: refusing to unpickle the global {key!r}: it is not on the '

@@ -60,3 +60,17 @@ def test_dump_det_results_file_loads_completely(tmp_path):
         assert torch.equal(got[0]['pred_instances'][key], ref[0]['pred_instances'][key])
     np.testing.assert_array_equal(got[0]['homography_matrix'], ref[0]['homography_matrix'])
     assert got[0]['scale_factor'] == (0.5, 0.5) and got[0]['img_path'] == 'a/b.png'
+
+
+def test_state_of_an_allowed_global_cannot_be_set(tmp_path):
+    """BUILD on an allowed global itself (a function or class) would change it for the whole
+    process: refused, only objects the file created may get their state set."""
+    from spinexr.utils import safe_pickle
+
+    # GLOBAL _codecs.encode; state (None, {'marker': 1}); BUILD -> setattr(func, 'marker', 1)
+    raw = b'\x80\x02c_codecs\nencode\nN}X\x06\x00\x00\x00markerK\x01s\x86b.'
+    pkl = tmp_path / 'patch.pkl'
+    pkl.write_bytes(raw)
+    with pytest.raises(pickle.UnpicklingError, match='refusing to set the state'):
+        load_predictions(str(pkl))
+    assert not hasattr(safe_pickle._latin1_encode, 'marker')
