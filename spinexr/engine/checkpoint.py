@@ -15,9 +15,9 @@ is changed globally: the allow-list applies only inside :func:`mmengine_safe_glo
 An Ultralytics ``.pt`` is a pickled model (``DetectionModel`` and its layers), which
 ``weights_only=True`` cannot read. :func:`load_ultralytics_checkpoint` reads it with
 :class:`spinexr.utils.safe_pickle.RestrictedUnpickler`: the ``nn.Module`` classes of
-``torch.nn.modules.*``, ``ultralytics.nn.modules.*`` and ``ultralytics.nn.tasks`` (and the classes of
-``ultralytics.utils.loss``/``tal``) are *restored* from their saved attributes without running
-any constructor, plus tensors, containers, numpy scalars/arrays, ``IterableSimpleNamespace`` and
+``torch.nn.modules.*``, ``ultralytics.nn.modules.*`` and ``ultralytics.nn.tasks`` (and the
+classes of ``ultralytics.utils.loss``/``tal``) are *restored* from their saved attributes without
+running any constructor, plus tensors, containers, numpy scalars/arrays, ``IterableSimpleNamespace`` and
 paths (:data:`ULTRALYTICS_GLOBALS`); every other global is refused. Only with
 ``trust_checkpoint=True`` (``--trust-checkpoint``) is the file unpickled in full by Ultralytics'
 own ``torch_safe_load``, which can run any code the file holds.
