@@ -5,7 +5,7 @@ Each model is given by a config and a checkpoint (or a work dir holding both, as
 predictions are scored with :func:`spinexr.evaluation.det_summary.summarize_detections` (the same
 code as :class:`~spinexr.evaluation.metrics.VinDrDetMetric`), and the table gets:
 
-mAP@0.5 with a bootstrap 95% CI over images, mAP@0.5:0.95, VOC-101 mAP, per-class AP@0.5, mean
+mAP@0.5 with a bootstrap 95% CI over studies, mAP@0.5:0.95, VOC-101 mAP, per-class AP@0.5, mean
 precision/recall at the operating score, parameters, GFLOPs at 640x640, measured inference images/s
 (batch 1, on the machine that runs the comparison) and the training time from the work dir.
 
@@ -391,9 +391,9 @@ def write_comparison(rows: Sequence[Dict[str, object]],
            'mAP@0.5, mAP@0.5:0.95 and per-class AP@0.5: COCO protocol (pycocotools rules, '
            '101 recall points, 100 detections per image and class); VOC-101 mAP: the VinDr '
            'paper protocol (VOC matching, 101 recall points). 95% CI: percentile bootstrap over '
-           'test images. P/R@thr: mean over classes at box score >= the operating threshold, '
-           'IoU 0.5. GFLOPs for one 640x640 input. img/s: batch 1, model only (no data '
-           'loading).']
+           'test studies (all views of a drawn study together). P/R@thr: mean over classes at '
+           'box score >= the operating threshold, IoU 0.5. GFLOPs for one 640x640 input. '
+           'img/s: batch 1, model only (no data loading).']
     devices = sorted({str(r['device']) for r in rows if r.get('device')})
     if devices:
         md.append(f'Timings measured on: {"; ".join(devices)}.')
