@@ -161,10 +161,12 @@ def bench_widths(ann_file: str, n_resamples: int, seed: int,
     gts, names = load_coco_gt(ann_file)
     gts = sorted(gts, key=lambda g: g.img_id)  # the match's image order
     studies = [g.study_id or f'image{g.img_id}' for g in gts]
-    n_two = sum(1 for c in np.unique(studies, return_counts=True)[1] if c > 1)
-    print(f'{ann_file}: {len(gts)} images, {len(set(studies))} studies ({n_two} with two or '
-          f'more views), {sum(len(g.labels) for g in gts)} boxes; {n_resamples} resamples, '
-          f'seed {seed}')
+    sizes = np.unique(studies, return_counts=True)[1]
+    # if the views of a study were copies: variance x (mean study size seen by an image)
+    bound = float(np.sqrt((sizes**2).sum() / sizes.sum()))
+    print(f'{ann_file}: {len(gts)} images, {len(sizes)} studies ({int((sizes > 1).sum())} with '
+          f'two or more views), {sum(len(g.labels) for g in gts)} boxes; {n_resamples} '
+          f'resamples, seed {seed}; width ratio if views were copies: {bound:.2f}')
     print('| study effect | mAP@0.5 | image-bootstrap CI (width) | study-bootstrap CI (width) '
           '| ratio | AUROC | image CI (width) | study CI (width) | ratio |')
     print('|---|---|---|---|---|---|---|---|---|')
