@@ -4,16 +4,23 @@ Examples:
     python tools/test.py CONFIG work_dirs/run1/epoch_12.pth
     python tools/test.py CONFIG CKPT --out preds.pkl --show-dir vis --work-dir work_dirs/eval
     bash tools/dist_test.sh CONFIG CKPT 8
+    python tools/test.py CONFIG CKPT --data-root /data/vindr_spinexr/
 """
 import argparse
 
 from spinexr.utils.cli import (add_common_args, add_dump_metric, apply_test_args, build_runner,
                                closing_process_group, load_config)
+from spinexr.utils.data_root import set_data_root
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     add_common_args(parser)
+    parser.add_argument(
+        '--data-root', metavar='DIR',
+        help="dataset root: becomes the config's data_root, which every '{data_root}' path "
+        '(datasets, evaluators, transforms) follows when the runner is built; the same as '
+        '--cfg-options data_root=DIR')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='save drawn predictions under the run dir/SHOW_DIR')
@@ -29,7 +36,10 @@ def _test(cfg, out=None) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg = apply_test_args(load_config(args), args.checkpoint, out=args.out, show_dir=args.show_dir)
+    cfg = load_config(args)
+    if args.data_root is not None:
+        set_data_root(cfg, args.data_root)  # resolved by SpinexrRunner.from_cfg
+    cfg = apply_test_args(cfg, args.checkpoint, out=args.out, show_dir=args.show_dir)
     with closing_process_group():
         _test(cfg, args.out)
 

@@ -3,10 +3,12 @@
 # mosaic / mixup, in both training stages.
 _base_ = './yolo11n_a2_mixup_vindr-640.py'
 
+# the training split's annotations, under the config's data root ('{data_root}', resolved at
+# run time like the datasets')
 copy_paste = dict(
     type='BoxCopyPaste',
     ann_file=_base_.train_dataloader.dataset.ann_file,
-    data_root=_base_.train_dataloader.dataset.data_root,
+    data_root='{data_root}',
     prob=0.2,
     rare_thr=0.05,
     max_num_pasted=3,

@@ -21,6 +21,7 @@ from mmengine.config import Config
 
 from spinexr.datasets.metainfo import CLASSES
 from spinexr.utils.safe_pickle import load_predictions
+from spinexr.utils.data_root import resolve_data_root
 
 #: The ladder of configs/ablation/, in order (each step adds one component to the previous).
 DEFAULT_CONFIGS = (
@@ -43,17 +44,6 @@ PROFILES: Dict[str, dict] = {
     'smoke': dict(img_size=64, max_epochs=3, batch_size=8, num_workers=0, test_batch_size=16,
                   log_interval=2, train_indices=64),
 }
-
-
-def _replace_prefix(node, old: str, new: str):
-    """Recursively replace ``data_root`` values equal to ``old`` and strings starting with it."""
-    if isinstance(node, dict):
-        return type(node)({k: _replace_prefix(v, old, new) for k, v in node.items()})
-    if isinstance(node, (list, tuple)):
-        return type(node)(_replace_prefix(v, old, new) for v in node)
-    if isinstance(node, str) and old and node.startswith(old):
-        return new + node[len(old):]
-    return node
 
 
 def _rescale(node, old: int, new: int, key: Optional[str] = None):
@@ -83,8 +73,9 @@ def prepare_config(cfg: Config,
     * ``cfg_options`` merged first (as ``--cfg-options`` would be);
     * ``default_scope='mmdet'`` and a ``DistSamplerSeedHook`` when the config lacks them;
     * ``randomness.seed = seed``;
-    * every ``data_root`` (datasets, ``BoxCopyPaste``) and evaluator ``ann_file`` under the
-      config's data root is moved to ``data_root``;
+    * ``data_root`` (if given) becomes the config's ``data_root`` and every ``{data_root}`` path
+      (datasets, evaluators, ``BoxCopyPaste``) is resolved against it
+      (:func:`spinexr.utils.data_root.resolve_data_root`, as the runner does);
     * no validation during training and only the last checkpoint is kept (the ablation evaluates
       the last epoch; choosing a checkpoint on the test split would be leakage);
     * the profile's overrides: image size (mosaic, affine borders, resize, pad, multi-scale range),
@@ -94,7 +85,7 @@ def prepare_config(cfg: Config,
     Args:
         cfg (Config): The loaded config (changed in place).
         seed (int): Random seed of the run.
-        data_root (str, optional): Dataset root in the converted layout.
+        data_root (str, optional): Dataset root in the converted layout (``None``: the config's).
         profile (str): A key of :data:`PROFILES`.
         cfg_options (dict, optional): Overrides merged into the config first.
 
@@ -112,11 +103,9 @@ def prepare_config(cfg: Config,
     hooks = cfg.setdefault('default_hooks', {})
     if 'sampler_seed' not in hooks:
         hooks['sampler_seed'] = dict(type='DistSamplerSeedHook')
-    if data_root is not None:
-        old = cfg.train_dataloader.dataset.get('data_root', '')
-        new = data_root.rstrip('/') + '/' if old.endswith('/') else data_root
-        cfg_dict = _replace_prefix(cfg.to_dict(), old, new)
-        cfg = Config(cfg_dict, filename=cfg.filename)
+    # the prepared file is concrete: every '{data_root}' path resolved against data_root (or the
+    # config's own data_root), as the runner would do
+    resolve_data_root(cfg, data_root)
     cfg.randomness = dict(seed=int(seed), deterministic=False)
 
     if 'img_size' in prof:

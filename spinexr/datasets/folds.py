@@ -6,6 +6,7 @@ file that the classification dataset reads (``fold_file`` + ``folds``)::
 
     {"n_splits": 5, "seed": 0, "ann_file": "...", "folds": {"<study_id>": 0, ...}}
 """
+import copy
 import csv
 import json
 import os
@@ -14,6 +15,8 @@ from collections import Counter
 from typing import Dict, List, Sequence
 
 import numpy as np
+
+from spinexr.utils.data_root import resolve_data_root
 
 
 def make_folds(labels: Sequence[int],
@@ -178,7 +181,12 @@ def _innermost_dataset(dataset_cfg: dict) -> dict:
 
 
 def fold_dataset_args(cfg) -> dict:
-    """``ann_file`` and ``data_root`` of the training dataset of a config."""
+    """``ann_file`` and ``data_root`` of the training dataset of a config.
+
+    The config's ``{data_root}`` paths are resolved on a copy first
+    (:func:`spinexr.utils.data_root.resolve_data_root`), so ``data_root`` is a real folder.
+    """
+    cfg = resolve_data_root(copy.deepcopy(cfg))
     train = _innermost_dataset(cfg.train_dataloader.dataset)
     return dict(ann_file=train['ann_file'], data_root=train.get('data_root', ''))
 
@@ -197,7 +205,6 @@ def set_fold(cfg, fold_file: str, fold: int, n_splits: int, prediction_file: str
         n_splits (int): Number of folds.
         prediction_file (str): CSV for the held-out predictions.
     """
-    import copy
     train = _innermost_dataset(cfg.train_dataloader.dataset)
     train.pop('n_splits', None)
     train.pop('fold_seed', None)

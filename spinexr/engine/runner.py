@@ -20,6 +20,9 @@ does). It differs from :class:`mmengine.runner.Runner` in these places only:
   visualizer ``'visualizer'``: a second Runner in the same process (tests, notebooks, a sweep)
   would get the first one's and write its scalars and config into the first run's log folder.
   :meth:`build_visualizer` gives a taken name this run's experiment name as a suffix.
+* :meth:`from_cfg` first resolves the config's ``{data_root}`` paths against its top-level
+  ``data_root`` (:func:`spinexr.utils.data_root.resolve_data_root`), so
+  ``--cfg-options data_root=DIR`` moves every dataset, evaluator and transform path.
 """
 import copy
 import os
@@ -35,6 +38,7 @@ from mmengine.registry import RUNNERS, VISUALIZERS
 from mmengine.runner import Runner
 from mmengine.visualization import Visualizer
 
+from ..utils.data_root import resolve_data_root
 from .checkpoint import is_ultralytics_checkpoint, mmengine_safe_globals
 
 
@@ -69,6 +73,19 @@ class SpinexrRunner(Runner):
             cfg.model_wrapper_cfg = wrapper
             kwargs['cfg'] = cfg
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def from_cfg(cls, cfg: Config) -> 'SpinexrRunner':
+        """Build the runner from a copy of ``cfg`` whose ``{data_root}`` paths are resolved.
+
+        Args:
+            cfg (Config): A loaded config (not changed).
+
+        Returns:
+            SpinexrRunner: The runner; its ``cfg`` (dumped into the work dir) holds the resolved
+            paths.
+        """
+        return super().from_cfg(resolve_data_root(copy.deepcopy(cfg)))
 
     def build_visualizer(self, visualizer: Optional[Union[Visualizer, dict]] = None) -> Visualizer:
         """Build this run's visualizer; a name another run already holds gets a suffix.

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..utils.data_root import resolve_data_root
 from .coco_ap import ImageGT, ImagePred, load_coco_gt
 from .det_summary import class_key, summarize_detections
 
@@ -140,9 +141,15 @@ def device_description(device: str) -> str:
 
 
 def _load_cfg(config: str, data_root: Optional[str], ann_file: str):
-    """Load a config and point its test dataloader at ``data_root``/``ann_file``."""
+    """Load a config, resolve its data root and point its test dataloader at ``ann_file``.
+
+    ``data_root`` (if given) becomes the config's ``data_root`` and every ``{data_root}`` path is
+    resolved (:func:`spinexr.utils.data_root.resolve_data_root`, as the runner does); the test
+    dataset is then set to ``data_root`` even where a config wrote its root literally (e.g. a
+    config dumped by a run), so every model of the table sees the same images.
+    """
     from mmengine.config import Config
-    cfg = Config.fromfile(config)
+    cfg = resolve_data_root(Config.fromfile(config), data_root)
     ds = cfg.test_dataloader.dataset
     if data_root is not None:
         ds.data_root = data_root

@@ -7,6 +7,11 @@
 #   label-stratified folds computed from annotations/train.json with seed 0); early stopping and
 #   the best checkpoint use val. test = the official test split, for the final evaluation only.
 #   tools/cross_validate.py replaces `folds`/`fold_file` to train every fold.
+# Dataset root: the top-level `data_root` below is the only place it is given. Every path under
+# it is written with the placeholder '{data_root}', which SpinexrRunner resolves at run time
+# (spinexr/utils/data_root.py), so `--cfg-options data_root=/data/vindr/` (or tools' --data-root)
+# moves every dataset, evaluator and transform path. Code that builds datasets from this config
+# without the runner calls spinexr.utils.data_root.resolve_data_root(cfg) first.
 dataset_type = 'VinDrSpineXRClsDataset'
 data_root = 'data/vindr_spinexr/'
 img_scale = (384, 384)
@@ -50,7 +55,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
+        data_root='{data_root}',
         ann_file='annotations/train.json',
         folds=[1, 2, 3, 4],
         n_splits=5,
@@ -63,7 +68,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
+        data_root='{data_root}',
         ann_file='annotations/train.json',
         folds=[0],
         n_splits=5,
@@ -77,7 +82,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
+        data_root='{data_root}',
         ann_file='annotations/test.json',
         test_mode=True,
         pipeline=test_pipeline))

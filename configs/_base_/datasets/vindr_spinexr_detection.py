@@ -5,6 +5,11 @@
 # checkpoint, threshold or any hyper-parameter on it (that is test leakage). For model selection
 # use vindr_spinexr_detection_holdout.py (a study-grouped hold-out of train written by the
 # converter with --val-fraction).
+# Dataset root: the top-level `data_root` below is the only place it is given. Every path under
+# it is written with the placeholder '{data_root}', which SpinexrRunner resolves at run time
+# (spinexr/utils/data_root.py), so `--cfg-options data_root=/data/vindr/` (or tools' --data-root)
+# moves every dataset, evaluator and transform path. Code that builds datasets from this config
+# without the runner calls spinexr.utils.data_root.resolve_data_root(cfg) first.
 dataset_type = 'VinDrSpineXRDataset'
 data_root = 'data/vindr_spinexr/'
 backend_args = None
@@ -34,7 +39,7 @@ train_dataloader = dict(
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
+        data_root='{data_root}',
         ann_file='annotations/train.json',
         data_prefix=dict(img=''),
         # keep the ~50% "No finding" images: they are the negatives
@@ -49,7 +54,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
+        data_root='{data_root}',
         ann_file='annotations/test.json',
         data_prefix=dict(img=''),
         test_mode=True,
@@ -59,7 +64,7 @@ test_dataloader = val_dataloader
 
 val_evaluator = dict(
     type='CocoMetric',
-    ann_file=data_root + 'annotations/test.json',
+    ann_file='{data_root}/annotations/test.json',
     metric='bbox',
     classwise=True,
     format_only=False,

@@ -8,4 +8,4 @@ _base_ = './vindr_spinexr_detection.py'
 
 train_dataloader = dict(dataset=dict(ann_file='annotations/train_split.json'))
 val_dataloader = dict(dataset=dict(ann_file='annotations/val_split.json'))
-val_evaluator = dict(ann_file='data/vindr_spinexr/annotations/val_split.json')
+val_evaluator = dict(ann_file='{data_root}/annotations/val_split.json')

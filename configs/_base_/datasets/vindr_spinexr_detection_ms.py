@@ -16,5 +16,5 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 val_evaluator = dict(
     _delete_=True, type='VinDrDetMetric',
-    ann_file='data/vindr_spinexr/annotations/test.json', score_thr=0.5)
+    ann_file='{data_root}/annotations/test.json', score_thr=0.5)
 test_evaluator = val_evaluator

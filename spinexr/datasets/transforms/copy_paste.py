@@ -23,6 +23,7 @@ from mmengine.logging import print_log
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from spinexr.datasets.metainfo import CLASSES
+from spinexr.utils.data_root import check_resolved
 
 
 def coco_box_shares(coco: dict, classes: Sequence[str] = CLASSES) -> np.ndarray:
@@ -118,7 +119,9 @@ class BoxCopyPaste(BaseTransform):
     Args:
         ann_file (str): COCO json of the training split (the converter's
             ``annotations/train.json``); relative paths are joined to ``data_root``.
-        data_root (str): Dataset root. Defaults to ''.
+        data_root (str): Dataset root. Defaults to ''. In a config, write ``'{data_root}'`` to
+            follow the config's top-level ``data_root`` (resolved by the runner); a path still
+            holding that placeholder is refused.
         img_prefix (str): Folder of the images relative to ``data_root`` (``file_name`` is joined to
             it). Defaults to '' (the converter's ``file_name`` already holds ``train/``).
         prob (float): Probability of pasting into an image. Defaults to 0.2.
@@ -165,6 +168,9 @@ class BoxCopyPaste(BaseTransform):
             raise ValueError(f'prob must be in [0, 1], got {prob}')
         if max_num_pasted < 1:
             raise ValueError(f'max_num_pasted must be >= 1, got {max_num_pasted}')
+        # '{data_root}' left in a path means the config was not resolved (spinexr.utils.data_root)
+        check_resolved(data_root, 'data_root', 'BoxCopyPaste')
+        check_resolved(ann_file, 'ann_file', 'BoxCopyPaste')
         self.ann_file = ann_file if (not data_root or osp.isabs(ann_file)) else osp.join(
             data_root, ann_file)
         self.img_root = osp.join(data_root, img_prefix) if (data_root or img_prefix) else ''
