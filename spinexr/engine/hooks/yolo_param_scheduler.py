@@ -20,8 +20,9 @@ class YOLOParamSchedulerHook(Hook):
     ``warmup_momentum`` to the optimizer's momentum. The groups are named by
     :class:`~spinexr.engine.optim.YOLOOptimWrapperConstructor` (``param_group`` key).
 
-    Use it instead of mmengine param schedulers (``param_scheduler = None``). It is stateless (lr is
-    a function of ``runner.iter`` and ``runner.epoch``), so ``--resume`` continues the schedule.
+    Use it instead of mmengine param schedulers (``param_scheduler = None``). lr and momentum are
+    functions of ``runner.iter`` and ``runner.epoch`` and of the initial values, which are stored in
+    the parameter groups (and so in the checkpoint), so ``--resume`` continues the schedule.
     Not reproduced: Ultralytics also ramps its gradient accumulation from 1 to ``nbs / batch``
     during warm-up; mmengine's ``accumulative_counts`` is fixed.
 
@@ -56,9 +57,20 @@ class YOLOParamSchedulerHook(Hook):
         return max(1 - epoch / max_epochs, 0) * (1.0 - self.lrf) + self.lrf
 
     def before_train(self, runner) -> None:
-        """Record each group's initial lr and momentum."""
+        """Record each group's initial lr and momentum.
+
+        Both are kept in the parameter group (``initial_lr``, ``initial_momentum``), so they are
+        saved with the optimizer: after ``--resume`` the groups hold the lr and momentum of the
+        last warm-up iteration, not the configured ones.
+        """
         groups = runner.optim_wrapper.optimizer.param_groups
-        self._initial = [(g.setdefault('initial_lr', g['lr']), g.get('momentum')) for g in groups]
+        self._initial = []
+        for g in groups:
+            lr0 = g.setdefault('initial_lr', g['lr'])
+            momentum = g.get('momentum')
+            if momentum is not None:
+                momentum = g.setdefault('initial_momentum', momentum)
+            self._initial.append((lr0, momentum))
 
     def before_train_iter(self,
                           runner,

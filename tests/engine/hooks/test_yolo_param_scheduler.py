@@ -60,3 +60,33 @@ def test_schedule_matches_ultralytics_formulas():
     for lr, momentum in lrs().values():
         assert lr == pytest.approx(0.01 * lf(4)) and momentum == 0.9
     assert lf(4) == pytest.approx(((1 - math.cos(4 * math.pi / 5)) / 2) * (0.01 - 1) + 1)
+
+
+def test_resumed_schedule_keeps_the_configured_momentum():
+    """After a resume inside the warm-up the optimizer's groups hold a warm-up momentum (0.85);
+    the schedule must still end at the configured 0.9, as in the uninterrupted run."""
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+
+    def build():
+        wrapper = YOLOOptimWrapperConstructor(dict(
+            optimizer=dict(type='SGD', lr=0.01, momentum=0.9, nesterov=True)))(_model())
+        return wrapper, SimpleNamespace(optim_wrapper=wrapper, max_epochs=5,
+                                        train_dataloader=[0] * 10, iter=0, epoch=0)
+
+    wrapper, runner = build()
+    hook = YOLOParamSchedulerHook(warmup_epochs=3.0)
+    hook.before_train(runner)
+    runner.iter, runner.epoch = 15, 1  # half-way through the warm-up: momentum 0.85
+    hook.before_train_iter(runner, 5)
+    saved = wrapper.state_dict()
+
+    resumed, runner2 = build()  # a new run that loads the checkpoint's optimizer state
+    resumed.load_state_dict(saved)
+    assert resumed.optimizer.param_groups[0]['momentum'] == pytest.approx(0.85)
+    hook2 = YOLOParamSchedulerHook(warmup_epochs=3.0)
+    hook2.before_train(runner2)
+    runner2.iter, runner2.epoch = 45, 4  # after the warm-up
+    hook2.before_train_iter(runner2, 5)
+    assert [g['momentum'] for g in resumed.optimizer.param_groups] == [0.9] * 3
+    assert resumed.optimizer.param_groups[0]['lr'] == pytest.approx(0.01 * hook2.lf(4, 5))
