@@ -3,6 +3,9 @@
 Select it in a config with ``runner_type = 'SpinexrRunner'`` (``configs/_base_/default_runtime.py``
 does). It differs from :class:`mmengine.runner.Runner` in these places only:
 
+* Every run gets a :class:`~spinexr.engine.hooks.ResumeStateHook` (unless the config lists one),
+  which saves what mmengine's resume loses (random streams, mosaic caches, the batch resize's
+  size, an unfinished accumulation window), so ``--resume`` continues the interrupted run.
 * :meth:`load_checkpoint` (used by ``load_from`` and by ``--resume``) reads the file under
   :func:`spinexr.engine.checkpoint.mmengine_safe_globals`, so mmengine's own checkpoints load
   under torch >= 2.6 with ``weights_only=True`` kept on.
@@ -40,6 +43,7 @@ from mmengine.visualization import Visualizer
 
 from ..utils.data_root import resolve_data_root
 from .checkpoint import is_ultralytics_checkpoint, mmengine_safe_globals
+from .hooks.resume_state import ResumeStateHook
 
 
 def _init_cpu_process_group(launcher: str, env_cfg: Optional[dict]) -> None:
@@ -110,6 +114,16 @@ class SpinexrRunner(Runner):
                     name = f'{base}_{n}'
                 visualizer['name'] = name
         return super().build_visualizer(visualizer)
+
+    def register_custom_hooks(self, hooks) -> None:
+        """Register the config's custom hooks, then a ``ResumeStateHook`` if none is among them.
+
+        Args:
+            hooks (list[Hook | dict]): The config's ``custom_hooks``.
+        """
+        super().register_custom_hooks(hooks)
+        if not any(isinstance(h, ResumeStateHook) for h in self._hooks):
+            self.register_hook(ResumeStateHook())
 
     def _ultralytics_target(self, filename: str):
         """The model, if ``filename`` is an Ultralytics ``.pt`` that it can load; else None."""
