@@ -32,7 +32,9 @@ class BinaryClsMetric(BaseMetric):
     ``n_bootstrap > 0``, ``<stat>_ci_lower`` / ``<stat>_ci_upper`` (percentile bootstrap over
     **studies**: the ``study_id`` of each sample, which the dataset's ``PackInputs`` meta keys
     must carry; without it images are resampled and a warning is logged); plus ``threshold`` (a
-    probability in [0, 1]). With the default prefix the keys read ``binary/auroc`` etc.
+    probability in [0, 1]) and ``threshold_validated`` (1 when the threshold came from a
+    validation json, else 0; a warning when an ensemble without a weights file is evaluated at an
+    unvalidated threshold). With the default prefix the keys read ``binary/auroc`` etc.
 
     The operating threshold:
 
@@ -68,6 +70,9 @@ class BinaryClsMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         # Resolve a json threshold now, so a missing file fails before a long test run.
         self.threshold = resolve_threshold(threshold)
+        #: Only a threshold read from a ``tools/search_ensemble.py`` json was chosen on
+        #: validation data; a number (e.g. the default 0.5) or ``'youden'`` was not.
+        self.threshold_validated = isinstance(threshold, str) and threshold.lower() != 'youden'
         self.n_bootstrap = int(n_bootstrap)
         self.ci_level = float(ci_level)
         self.seed = int(seed)
@@ -87,7 +92,8 @@ class BinaryClsMetric(BaseMetric):
                 prob=float(positive_probability(sample['pred_score'])[0]),
                 image_id=str(sample.get('image_id', sample.get('img_path', ''))),
                 study_id=str(sample.get('study_id', '')),
-                split=str(sample.get('split', '')))
+                split=str(sample.get('split', '')),
+                model_threshold_validated=bool(sample.get('threshold_validated', True)))
             if 'member_scores' in sample:
                 scores = _to_numpy(sample['member_scores']).reshape(-1).tolist()
                 result['members'] = dict(zip(sample['member_names'], scores))
@@ -119,6 +125,15 @@ class BinaryClsMetric(BaseMetric):
                 out[f'{k}_ci_lower'] = 100.0 * summary[f'{k}_ci_lower']
                 out[f'{k}_ci_upper'] = 100.0 * summary[f'{k}_ci_upper']
         out['threshold'] = float(threshold)
+        out['threshold_validated'] = float(self.threshold_validated)
+        if not self.threshold_validated and not all(
+                r.get('model_threshold_validated', True) for r in results):
+            MMLogger.get_current_instance().warning(
+                f'BinaryClsMetric: the model\'s weights/threshold and this metric\'s threshold '
+                f'{float(threshold):.4f} were not chosen on validation data: sensitivity, '
+                'specificity and F1 are not at a validated operating point (AUROC does not '
+                'depend on it). Pass the tools/search_ensemble.py json as model.weights_file '
+                'and test_evaluator.threshold.')
         return out
 
     def _write_predictions(self, results: List[dict], threshold: float) -> None:

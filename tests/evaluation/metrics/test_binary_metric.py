@@ -77,6 +77,30 @@ def test_threshold_from_json_and_youden(tmp_path):
             >= res['binary/sensitivity'] + res['binary/specificity'] - 1e-9)
     with pytest.raises(FileNotFoundError):
         BinaryClsMetric(threshold=str(tmp_path / 'missing.json'))
+    assert res['binary/threshold_validated'] == 1
+    assert res_y['binary/threshold_validated'] == 0
+
+
+def test_unvalidated_threshold_of_an_ensemble_is_reported():
+    """A number as threshold is not validated; an ensemble without weights file says so too."""
+    _, _, samples = _samples(n=20, seed=2)
+    res = _evaluate(BinaryClsMetric(threshold=0.5, n_bootstrap=0), samples)
+    assert res['binary/threshold_validated'] == 0
+    for s in samples:
+        s.set_metainfo(dict(threshold_validated=False))
+    import logging
+
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        _evaluate(BinaryClsMetric(threshold=0.5, n_bootstrap=0), samples)
+    finally:
+        logger.removeHandler(handler)
+    assert any('not at a validated operating point' in r.getMessage() for r in records)
 
 
 def test_prediction_file_with_members(tmp_path):
