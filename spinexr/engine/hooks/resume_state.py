@@ -41,7 +41,8 @@ def set_rng_state(state: Dict[str, Any]) -> None:
                              pos=np_state['state']['pos'])
     np.random.set_state(np_state)
     torch.set_rng_state(state['torch'])
-    if 'cuda' in state and torch.cuda.is_available():
+    if 'cuda' in state and torch.cuda.is_available() and \
+            len(state['cuda']) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
@@ -145,6 +146,8 @@ class ResumeStateHook(Hook):
             return
         state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:
+            if not isinstance(getattr(runner, '_train_loop', None), EpochBasedTrainLoop):
+                return  # an iteration-based loop replays the skipped batches instead
             runner.logger.warning(
                 'The checkpoint holds no resume_state (saved inside an epoch, or by an older '
                 'spinexr): the resumed run does not continue the interrupted run exactly '
@@ -166,7 +169,10 @@ class ResumeStateHook(Hook):
                 sampler.seed = int(seed)
         owner = _pipeline_dataset(loader.dataset)
         if owner is not None and state['pipeline'] is not None:
-            load_pipeline_state(owner.pipeline.transforms, state['pipeline'], owner)
+            try:
+                load_pipeline_state(owner.pipeline.transforms, state['pipeline'], owner)
+            except ValueError as err:  # e.g. the config's pipeline was changed for the resume
+                runner.logger.warning(f'{err}: the pipeline caches start empty')
         modules = dict(_model(runner).named_modules())
         for name, size in state['batch_sizes'].items():
             if name in modules and hasattr(modules[name], '_input_size'):
