@@ -9,10 +9,8 @@
 #   1. imports spinexr and checks the versions really are the newer ones,
 #   2. loads every shipped config (custom_imports=['spinexr'], as tools/train.py does) in a fresh
 #      process and builds its model through mmdet's or mmpretrain's registry,
-#   3. runs the test files that touch those packages (phantom, classifier configs, conversion,
-#      copy-paste, this check's own tests). Not tests/test_import.py: where transformers is
-#      installed, mmengine's optimizer registry and mmdet import it, and it configures its own
-#      loggers ('transformers', 'huggingface_hub'), which that test would count against spinexr.
+#   3. runs the test files that touch those packages (import, phantom, classifier configs,
+#      conversion, copy-paste, this check's own tests).
 # The last line says PASSED or FAILED. Needs .venv (make install) and PyPI; nothing else online.
 #
 # Environment:
@@ -82,7 +80,7 @@ for path in paths:
 PY
 
 log "3/3 test files"
-"$py" -m pytest -q -p no:cacheprovider tests/test_compat.py \
+"$py" -m pytest -q -p no:cacheprovider tests/test_import.py tests/test_compat.py \
   tests/datasets/phantom tests/models/classifiers/test_member_configs.py \
   tests/datasets/transforms/test_copy_paste.py tests/datasets/converters \
   || fail "tests beside the newer packages"

@@ -25,6 +25,11 @@ print(json.dumps(dict(before=before, after=after,
                       runner=RUNNERS.get('SpinexrRunner') is not None)))
 '''
 
+# Where transformers is installed (not in the verified stack), mmengine's optimizer registry and
+# mmdet's text transforms and language models import it, and it gives these loggers of its own a
+# handler: the host libraries' doing, not spinexr's (scripts/compat_check.sh runs this test there).
+TRANSFORMERS_LOGGERS = {'transformers', 'huggingface_hub', 'ContinuousBatchingLogger'}
+
 
 def test_import_has_no_side_effects():
     proc = subprocess.run([sys.executable, '-c', _PROBE], capture_output=True, text=True,
@@ -37,7 +42,8 @@ def test_import_has_no_side_effects():
     assert not added and not changed, (added, changed)
     for key in ('torch_threads', 'torch_interop', 'cv2_threads', 'root_level', 'root_handlers'):
         assert after[key] == before[key], key
-    new_loggers = set(after['loggers']) - set(before['loggers'])
+    new_loggers = {n for n in set(after['loggers']) - set(before['loggers'])
+                   if n.split('.')[0] not in TRANSFORMERS_LOGGERS}
     assert not new_loggers, new_loggers
     assert not res['ultralytics_imported'], 'ultralytics must be imported lazily'
     assert res['runner']
