@@ -90,9 +90,10 @@ class ResumeStateHook(Hook):
     With it a resumed run reproduces the uninterrupted one bitwise on CPU with
     ``randomness.deterministic=True`` and ``num_workers=0``. Limits: with dataloader workers the
     transforms run in the workers, whose random streams and caches are not reachable (a resumed
-    run restarts them from their seeds); in multi-process training only rank 0's state would be
-    saved, so the random streams and pending gradients are not restored there (the rest is);
-    checkpoints saved inside an epoch carry no state (mmengine restarts that epoch anyway).
+    run restarts them from their seeds); in multi-process training only rank 0's state is saved,
+    so the random streams, pipeline caches and pending gradients are not restored there (the
+    sampler seed and batch-resize size are); checkpoints saved inside an epoch carry no state
+    (mmengine restarts that epoch anyway).
     :class:`~spinexr.engine.SpinexrRunner` registers this hook in every run.
     """
 
@@ -160,15 +161,16 @@ class ResumeStateHook(Hook):
         if single:
             self._rng = state['rng']
         else:
-            runner.logger.warning('Multi-process run: the random streams and the gradients of an '
-                                  'unfinished accumulation window are not restored')
+            runner.logger.warning('Multi-process run: the random streams, pipeline caches and the '
+                                  'gradients of an unfinished accumulation window are not restored '
+                                  "(the checkpoint holds rank 0's only)")
         loader = runner.train_dataloader
         samplers = _samplers(loader)
         if len(samplers) == len(state['sampler_seeds']):
             for sampler, seed in zip(samplers, state['sampler_seeds']):
                 sampler.seed = int(seed)
         owner = _pipeline_dataset(loader.dataset)
-        if owner is not None and state['pipeline'] is not None:
+        if single and owner is not None and state['pipeline'] is not None:
             try:
                 load_pipeline_state(owner.pipeline.transforms, state['pipeline'], owner)
             except ValueError as err:  # e.g. the config's pipeline was changed for the resume
