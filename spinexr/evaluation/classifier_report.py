@@ -15,16 +15,24 @@ Example (for ``tools/analysis_tools/compare.py`` or a notebook)::
 Thresholds should come from validation (the json of ``tools/search_ensemble.py``: ``threshold``
 for the ensemble, ``member_thresholds`` for the members); choosing them on the predictions being
 reported is leakage, so this module never does.
+
+:func:`study_rows` gives the same statistics per STUDY: the image probabilities of each model are
+aggregated over the views of a study by a rule of :mod:`spinexr.evaluation.study_level`
+(``max``, ``noisy_or``, ``mean``; a study is abnormal when any view is). Its operating threshold
+is the study-level Youden threshold that ``tools/search_ensemble.py`` stores for that rule on
+the out-of-fold studies (``study_thresholds``); a json without it falls back to the image-level
+threshold, applied to the study probability, and the row's ``threshold_source`` says so.
 """
 import csv
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Mapping, Optional, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from .roc import roc_curve, summarize
+from .study_level import RULES, study_level_summary
 
 #: Statistics of a row; each has a ``<stat>_ci`` (lower, upper) entry too. Percent.
 ROW_STATS = ('auroc', 'sensitivity', 'specificity', 'f1')
@@ -124,6 +132,83 @@ def classifier_rows(predictions: Union[str, Mapping[str, object]],
     return rows
 
 
+def _study_thresholds_for(names: List[str], thresholds, rule: str
+                          ) -> Tuple[Dict[str, float], str]:
+    """Study-level thresholds and where they come from (see the module docstring)."""
+    if isinstance(thresholds, str):
+        with open(thresholds, encoding='utf-8') as f:
+            study = (json.load(f).get('study_thresholds') or {}).get(rule)
+        if study is not None:
+            _thresholds_for(names, thresholds)  # the same leakage check on the json
+            member_thr = study.get('member_thresholds', {})
+            return ({n: float(member_thr.get(n, study['threshold'])) for n in names},
+                    f'study-level Youden ({rule}) on out-of-fold studies')
+        return (_thresholds_for(names, thresholds),
+                'image-level threshold of the json, applied to the study probability')
+    source = 'default 0.5' if thresholds is None else 'given'
+    return _thresholds_for(names, thresholds), source
+
+
+def study_rows(predictions: Union[str, Mapping[str, object]],
+               rule: str = 'max',
+               score_columns: Optional[Mapping[str, str]] = None,
+               thresholds: Union[None, float, str, Mapping[str, float]] = None,
+               n_bootstrap: int = 1000,
+               ci_level: float = 0.95,
+               seed: int = 0) -> List[dict]:
+    """One STUDY-level row per classifier: views aggregated by ``rule``, then AUROC etc.
+
+    Args:
+        predictions (str | Mapping): As for :func:`classifier_rows`; a ``study_id`` column is
+            required.
+        rule (str): How a study's abnormal probability comes from its views, one of
+            :data:`spinexr.evaluation.study_level.RULES`.
+        score_columns (Mapping[str, str], optional): As for :func:`classifier_rows`.
+        thresholds (None | float | str | Mapping): As for :func:`classifier_rows`; a
+            ``tools/search_ensemble.py`` json contributes its ``study_thresholds[rule]`` when it
+            has them (else its image-level thresholds, see ``threshold_source``).
+        n_bootstrap (int): Bootstrap replicates over studies (0: no CIs).
+        ci_level (float): CI coverage.
+        seed (int): Bootstrap seed.
+
+    Returns:
+        list[dict]: :func:`classifier_rows`'s keys (``n_images`` and ``n_abnormal`` count
+        studies here) plus ``level='study'``, ``rule``, ``n_studies`` and ``threshold_source``.
+
+    Raises:
+        KeyError: No ``label`` / ``study_id`` / score column.
+        ValueError: Unknown rule, or an image without a study id (the message names it).
+    """
+    if rule not in RULES:
+        raise ValueError(f'unknown study rule {rule!r}; choose from {RULES}')
+    columns = _read_columns(predictions)
+    for key in ('label', 'study_id'):
+        if key not in columns:
+            raise KeyError(f'study-level rows need a "{key}" column; columns: {sorted(columns)}')
+    score_columns = dict(score_columns or score_columns_of(columns))
+    labels = columns['label'].astype(np.int64)
+    study_ids = columns['study_id'].tolist()
+    thr, source = _study_thresholds_for(list(score_columns), thresholds, rule)
+    rows = []
+    for name, col in score_columns.items():
+        if col not in columns:
+            raise KeyError(f'no column {col!r} (model {name}); columns: {sorted(columns)}')
+        s = study_level_summary(study_ids, columns[col].astype(np.float64), labels, thr[name],
+                                rule=rule, n_bootstrap=n_bootstrap, ci_level=ci_level,
+                                seed=seed)
+        row = dict(model=name, level='study', rule=rule, n_studies=s['n_studies'],
+                   n_images=s['n_images'], n_abnormal=s['n_positive'], threshold=thr[name],
+                   threshold_source=source)
+        if n_bootstrap > 0:
+            row['bootstrap_units'] = s['bootstrap_units']
+        for k in ROW_STATS:
+            row[k] = 100.0 * s[k]
+            row[f'{k}_ci'] = ((100.0 * s[f'{k}_ci_lower'], 100.0 * s[f'{k}_ci_upper'])
+                              if n_bootstrap > 0 else None)
+        rows.append(row)
+    return rows
+
+
 def format_rows_markdown(rows: List[dict]) -> str:
     """Markdown table of :func:`classifier_rows` output (value [CI low, CI high])."""
     head = ('| model | AUROC | sensitivity | specificity | F1 | threshold |\n'
@@ -133,7 +218,12 @@ def format_rows_markdown(rows: List[dict]) -> str:
         ci = row.get(f'{k}_ci')
         return f'{row[k]:.2f}' + (f' [{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '')
 
-    lines = [f"| {r['model']} | " + ' | '.join(cell(r, k) for k in ROW_STATS)
+    def name(row: dict) -> str:
+        if row.get('level') == 'study':
+            return f"{row['model']} (study, {row['rule']}, {row['n_studies']} studies)"
+        return row['model']
+
+    lines = [f"| {name(r)} | " + ' | '.join(cell(r, k) for k in ROW_STATS)
              + f" | {r['threshold']:.3f} |" for r in rows]
     return '\n'.join([head, *lines]) + '\n'
 

@@ -153,8 +153,9 @@ def study_level_summary(study_ids: Sequence[object],
         ``n_studies`` and ``rule``.
     """
     agg = aggregate_probabilities(study_ids, probs, labels, rule)
+    # one row per study: the bootstrap's unit is the row, named so that no warning is logged
     out = summarize(agg['label'], agg['prob'], threshold, n_bootstrap=n_bootstrap,
-                    ci_level=ci_level, seed=seed)
+                    ci_level=ci_level, seed=seed, study_ids=agg['study_id'])
     out['n_studies'] = len(agg['study_id'])
     out['rule'] = rule
     return out

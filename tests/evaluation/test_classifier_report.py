@@ -63,3 +63,55 @@ def test_rows_resample_the_study_column(tmp_path):
     assert by_study[0]['bootstrap_units'] == 30 and by_image[0]['bootstrap_units'] == 60
     assert by_study[0]['auroc'] == by_image[0]['auroc']
     assert by_study[0]['auroc_ci'] != by_image[0]['auroc_ci']
+
+
+def _study_csv(path):
+    """4 studies x 2 views; one model. Hand-checked AUROCs:
+
+    image level: positives 0.9, 0.4, 0.3 vs negatives 0.1, 0.2, 0.6, 0.35, 0.05 -> 12/15 = 0.8;
+    study level (max): abnormal s1 0.9, s2 0.4 vs normal s3 0.6, s4 0.35 -> 3/4 = 0.75.
+    """
+    table = [('s1', 1, 0.9), ('s1', 0, 0.1), ('s2', 1, 0.4), ('s2', 1, 0.3),
+             ('s3', 0, 0.2), ('s3', 0, 0.6), ('s4', 0, 0.35), ('s4', 0, 0.05)]
+    with open(path, 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['image_id', 'study_id', 'split', 'label', 'prob', 'pred'])
+        for i, (s, y, p) in enumerate(table):
+            w.writerow([f'i{i}', s, 'test', y, p, int(p >= 0.45)])
+    return str(path)
+
+
+def test_study_rows_differ_from_image_rows_by_hand(tmp_path):
+    from spinexr.evaluation.classifier_report import study_rows
+    path = _study_csv(tmp_path / 'p.csv')
+    image = classifier_rows(path, thresholds=0.45, n_bootstrap=0)[0]
+    assert image['auroc'] == pytest.approx(80.0)
+    thr = tmp_path / 'search.json'  # image-level threshold only (an older json)
+    thr.write_text(json.dumps(dict(threshold=0.45, source=dict(split='train'))))
+    row = study_rows(path, rule='max', thresholds=str(thr), n_bootstrap=0)[0]
+    assert (row['model'], row['level'], row['rule']) == ('model', 'study', 'max')
+    assert (row['n_studies'], row['n_abnormal']) == (4, 2)
+    assert row['auroc'] == pytest.approx(75.0)
+    # at 0.45: s1 TP, s2 (0.4) FN, s3 (0.6) FP, s4 TN
+    assert (row['sensitivity'], row['specificity'], row['f1']) == (50.0, 50.0, 50.0)
+    assert row['threshold'] == 0.45 and row['threshold_source'].startswith('image-level')
+    # noisy-or: s1 0.91, s2 0.58 vs s3 0.68, s4 0.3825 -> 3/4; mean: 0.5, 0.35 vs 0.4, 0.2 -> 3/4
+    for rule in ('noisy_or', 'mean'):
+        assert study_rows(path, rule=rule, n_bootstrap=0)[0]['auroc'] == pytest.approx(75.0)
+    # a study-level threshold of the json (for this rule) wins over the image-level one
+    thr.write_text(json.dumps(dict(threshold=0.45, source=dict(split='train'),
+                                   study_thresholds=dict(max=dict(threshold=0.38)))))
+    row = study_rows(path, rule='max', thresholds=str(thr), n_bootstrap=50)[0]
+    assert row['threshold'] == 0.38 and row['threshold_source'].startswith('study-level Youden')
+    assert (row['sensitivity'], row['specificity']) == (100.0, 50.0)
+    assert row['bootstrap_units'] == 4
+    md = format_rows_markdown([image, row])
+    assert '| model (study, max, 4 studies) |' in md
+    thr.write_text(json.dumps(dict(threshold=0.5, source=dict(split='test'),
+                                   study_thresholds=dict(max=dict(threshold=0.38)))))
+    with pytest.raises(ValueError, match='leakage'):
+        study_rows(path, thresholds=str(thr))
+    with pytest.raises(ValueError, match='unknown study rule'):
+        study_rows(path, rule='vote')
+    with pytest.raises(KeyError, match='study_id'):
+        study_rows({'label': [0, 1], 'prob': [0.2, 0.8]})

@@ -110,8 +110,11 @@ def run_search(predictions: str,
     """Search weights (grid) and threshold (Youden's J) on OOF predictions; write the json.
 
     The json holds ``weights`` (name -> weight), ``threshold`` (of the weighted average),
-    ``member_thresholds`` (each member's own Youden threshold), ``oof`` statistics and
-    ``source`` (file, ``split: 'train'``, ``kind: 'out-of-fold'``). It is read by
+    ``member_thresholds`` (each member's own Youden threshold), ``oof`` statistics,
+    ``source`` (file, ``split: 'train'``, ``kind: 'out-of-fold'``) and, when the table has study
+    ids, ``study_thresholds`` (per study rule: ``threshold``, ``member_thresholds``,
+    ``n_studies``, ``auroc``, the same Youden rule on the OOF study probabilities, read by
+    :func:`spinexr.evaluation.classifier_report.study_rows`). It is read by
     ``WeightedEnsembleClassifier(weights_file=...)`` and ``BinaryClsMetric(threshold=...)``.
 
     Args:
@@ -148,7 +151,39 @@ def run_search(predictions: str,
         search=dict(step=step, objective='auroc', threshold_rule="youden's J"),
         source=dict(file=osp.abspath(predictions), split='train', kind='out-of-fold',
                     folds=sorted({int(r['fold']) for r in rows})))
+    study_thr = _study_thresholds(rows, labels, ensemble, probs, names)
+    if study_thr:
+        payload['study_thresholds'] = study_thr
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     with open(out_file, 'w', encoding='utf-8') as f:
         json.dump(payload, f, indent=1)
     return payload
+
+
+def _study_thresholds(rows: List[dict], labels: np.ndarray, ensemble: np.ndarray,
+                      probs: np.ndarray, names: List[str]) -> Dict[str, dict]:
+    """Per study rule: Youden thresholds of the ensemble and members on OOF *study* probabilities.
+
+    ``ensemble`` ``(N,)`` is the ensemble's image probability, ``probs`` ``(N, M)`` the members'.
+
+    A study's probability is its views' aggregated by the rule
+    (:mod:`spinexr.evaluation.study_level`); a study is abnormal when any view is. Empty when the
+    table has no ``study_id`` column, an empty id, or studies of one class only.
+    """
+    from spinexr.evaluation.study_level import RULES, aggregate_probabilities
+    study_ids = [r.get('study_id') or '' for r in rows]
+    if not all(study_ids):
+        return {}
+    out = {}
+    for rule in RULES:
+        agg = [aggregate_probabilities(study_ids, p, labels, rule)
+               for p in (ensemble, *probs.T)]
+        if agg[0]['label'].min() == agg[0]['label'].max():
+            return {}
+        out[rule] = dict(
+            threshold=youden_threshold(agg[0]['label'], agg[0]['prob']),
+            member_thresholds={n: youden_threshold(a['label'], a['prob'])
+                               for n, a in zip(names, agg[1:])},
+            n_studies=len(agg[0]['study_id']),
+            auroc=auroc(agg[0]['label'], agg[0]['prob']))
+    return out
