@@ -19,12 +19,14 @@ Radiology reports lesion detection as FROC rather than only mAP. The rule used h
 * the summary figure is the mean sensitivity over :data:`FROC_FP_RATES`.
 
 Every function takes image ``weights`` (bootstrap multiplicities), so a study-level bootstrap
-reuses one matching, as :mod:`spinexr.evaluation.bootstrap` does for mAP.
+reuses one matching, as :mod:`spinexr.evaluation.bootstrap` does for mAP
+(:func:`bootstrap_froc_ci`: studies drawn with replacement, all views of a drawn study together).
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .bootstrap import _warn, percentile_interval, resample_weights, study_groups
 from .coco_ap import MatchResult
 
 #: False positives per image at which sensitivity is reported.
@@ -175,6 +177,85 @@ def froc_summary(match: MatchResult,
     return out
 
 
+def bootstrap_froc_ci(match: MatchResult,
+                      n_resamples: int = 1000,
+                      ci: float = 0.95,
+                      seed: int = 0,
+                      rates: Sequence[float] = FROC_FP_RATES,
+                      iou_index: int = 0,
+                      study_ids: Optional[Sequence[object]] = None,
+                      max_elements: int = 10_000_000) -> dict:
+    """Percentile study-bootstrap intervals of the pooled (``overall``) FROC.
+
+    The resamples are :func:`~spinexr.evaluation.bootstrap.resample_weights` over the study
+    clusters of ``study_ids`` (the draws of :func:`~spinexr.evaluation.bootstrap.bootstrap_map_ci`
+    for the same seed and ids), applied to the one matching as image weights. A resample without
+    any lesion has no sensitivity: it is left out and counted in ``n_dropped``.
+
+    Args:
+        match (MatchResult): Matched detections (all of them: build it with a large ``max_dets``).
+        n_resamples (int): Number of resamples.
+        ci (float): Coverage of the intervals.
+        seed (int): Random seed; the result is deterministic for a seed.
+        rates (Sequence[float]): False-positive rates per image.
+        iou_index (int): Index into ``match.iou_thrs``.
+        study_ids (Sequence, optional): Study id per image in the match's image order (sorted
+            ``img_id``); ``None`` or missing entries: those images are resampled alone (warned).
+        max_elements (int): Bound on ``resamples x detections`` per vectorised chunk (memory).
+
+    Returns:
+        dict: ``mean_low``/``mean_high`` (interval of the mean sensitivity over ``rates``),
+        ``rate_low``/``rate_high`` (``(len(rates),)`` arrays, per rate), ``n_resamples``,
+        ``n_dropped``, ``n_units`` (resampled clusters), ``unit`` (``'study'`` or ``'image'``),
+        ``ci``, ``seed``. Sensitivities are fractions.
+    """
+    groups = study_groups(study_ids, match.num_images, what='bootstrap_froc_ci')
+    weights = resample_weights(match.num_images, n_resamples, seed, groups)
+    n_det = sum(int((~ig[iou_index]).sum()) for ig in match.ignore)
+    step = max(1, min(n_resamples, max_elements // max(n_det, 1)))
+    vals = np.concatenate([
+        sensitivity_at(*weighted_froc_points(match, weights[i:i + step], None, iou_index), rates)
+        for i in range(0, n_resamples, step)
+    ]) if n_resamples else np.zeros((0, len(rates)))
+    means = vals.mean(axis=1)
+    defined = np.isfinite(means)
+    n_dropped = int((~defined).sum())
+    if n_resamples and n_dropped > 0.05 * n_resamples:
+        _warn(f'bootstrap_froc_ci: {n_dropped} of {n_resamples} resamples hold no lesion and '
+              'are left out; the interval is unreliable.')
+    mean_low, mean_high, _, _ = percentile_interval(means, ci)
+    per_rate = [percentile_interval(vals[defined, j], ci) for j in range(len(rates))]
+    n_units = int(groups.max()) + 1 if groups.size else 0
+    return dict(mean_low=mean_low, mean_high=mean_high,
+                rate_low=np.array([p[0] for p in per_rate]),
+                rate_high=np.array([p[1] for p in per_rate]), n_resamples=int(n_resamples),
+                n_dropped=n_dropped, n_units=n_units,
+                unit='image' if n_units == match.num_images else 'study', ci=ci, seed=seed)
+
+
+def compact_curve(fps: np.ndarray, sens: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The corners of a FROC step curve: the first point, each rise of sensitivity, the last point.
+
+    Sensitivity is constant between the kept points, so a ``where='post'`` step plot and
+    :func:`sensitivity_at` give the same values as with the full curve (whose length is the number
+    of distinct scores); the compact one has at most ``lesions + 2`` points and fits in a json row.
+
+    Args:
+        fps (np.ndarray): ``(K,)`` false positives per image (:func:`froc_curve`).
+        sens (np.ndarray): ``(K,)`` sensitivities.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: The kept false-positive rates and sensitivities.
+    """
+    fps, sens = np.asarray(fps, dtype=np.float64), np.asarray(sens, dtype=np.float64)
+    if fps.size == 0:
+        return fps, sens
+    keep = np.zeros(fps.size, bool)
+    keep[0] = keep[-1] = True
+    keep[1:] |= np.diff(sens) > 0
+    return fps[keep], sens[keep]
+
+
 def plot_froc(curves: Dict[str, Tuple[np.ndarray, np.ndarray]], out_file: str,
               rates: Sequence[float] = FROC_FP_RATES, title: str = 'FROC') -> str:
     """Draw FROC curves (log-scaled false positives per image) into a PNG.
@@ -215,4 +296,5 @@ def plot_froc(curves: Dict[str, Tuple[np.ndarray, np.ndarray]], out_file: str,
 
 
 __all__: List[str] = ['FROC_FP_RATES', 'froc_curve', 'weighted_froc_points', 'sensitivity_at',
-                      'froc_table', 'froc_summary', 'plot_froc']
+                      'froc_table', 'froc_summary', 'bootstrap_froc_ci', 'compact_curve',
+                      'plot_froc']

@@ -81,3 +81,42 @@ def test_class_without_lesions_is_nan_and_plot(tmp_path):
     out = plot_froc({'overall': froc_curve(match), 'b': froc_curve(match, class_index=1)},
                     str(tmp_path / 'froc.png'))
     assert (tmp_path / 'froc.png').stat().st_size > 0 and out.endswith('froc.png')
+
+
+def test_study_bootstrap_interval_of_the_froc_mean():
+    from spinexr.evaluation.bootstrap import resample_weights, study_groups
+    from spinexr.evaluation.froc import bootstrap_froc_ci
+    match = _case()
+    studies = ['s0', 's0', 's1', 's2']  # images 0 and 1 are two views of one study
+    boot = bootstrap_froc_ci(match, n_resamples=200, seed=3, study_ids=studies)
+    assert boot['n_units'] == 3 and boot['unit'] == 'study' and boot['n_resamples'] == 200
+    # the replicates are the FROC of the study-resampled weights, computed explicitly
+    w = resample_weights(4, 200, seed=3, groups=study_groups(studies, 4))
+    table = froc_table(match, w)[:, 2]                    # overall, (200, 7)
+    means = table.mean(axis=1)
+    defined = np.isfinite(means)                          # no lesion drawn: undefined, left out
+    assert boot['n_dropped'] == int((~defined).sum()) > 0
+    lo, hi = np.quantile(means[defined], [0.025, 0.975])
+    assert boot['mean_low'] == pytest.approx(lo) and boot['mean_high'] == pytest.approx(hi)
+    lo1, hi1 = np.quantile(table[defined, 3], [0.025, 0.975])   # 1 FP/image
+    assert boot['rate_low'][3] == pytest.approx(lo1) and boot['rate_high'][3] == pytest.approx(hi1)
+    point = froc_table(match)[0, 2].mean()
+    assert boot['mean_low'] <= point <= boot['mean_high']
+    # same seed, same interval; image resampling without study ids has 4 units
+    again = bootstrap_froc_ci(match, n_resamples=200, seed=3, study_ids=studies)
+    assert (again['mean_low'], again['mean_high']) == (boot['mean_low'], boot['mean_high'])
+    chunked = bootstrap_froc_ci(match, n_resamples=200, seed=3, study_ids=studies, max_elements=7)
+    np.testing.assert_array_equal(chunked['rate_high'], boot['rate_high'])
+    assert bootstrap_froc_ci(match, n_resamples=50, seed=3)['n_units'] == 4
+
+
+def test_compact_curve_keeps_the_steps():
+    from spinexr.evaluation.froc import compact_curve
+    fps, sens = froc_curve(_case())
+    cf, cs = compact_curve(fps, sens)
+    # the steps where sensitivity rises, then the last operating point
+    np.testing.assert_allclose(cf, [0, 0, .5, .5, 1.0])
+    np.testing.assert_allclose(cs, [0, 1 / 3, 2 / 3, 1, 1])
+    from spinexr.evaluation.froc import sensitivity_at
+    np.testing.assert_allclose(sensitivity_at(cf[None], cs[None]), sensitivity_at(fps[None],
+                                                                                  sens[None]))

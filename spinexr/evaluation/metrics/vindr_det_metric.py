@@ -1,4 +1,4 @@
-"""``VinDrDetMetric``: COCO mAP, per-class AP/precision/recall and the VinDr paper's VOC-101 AP."""
+"""``VinDrDetMetric``: COCO mAP, per-class AP/precision/recall, VOC-101 AP (VinDr paper), FROC."""
 import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -30,6 +30,14 @@ class VinDrDetMetric(BaseMetric):
     ``n_bootstrap > 0`` ``mAP_50_ci_low``/``mAP_50_ci_high`` (bootstrap over the studies of the
     annotation file's ``images[].study_id``; see :mod:`spinexr.evaluation.bootstrap`) with
     ``mAP_50_ci_units`` (studies) and ``mAP_50_ci_dropped`` (resamples lacking a class).
+    FROC (:mod:`spinexr.evaluation.froc`, with ``froc=True``): ``FROC_fp_<r>`` (sensitivity at
+    ``r`` = 0.125, 0.25, 0.5, 1, 2, 4, 8 false positives per image, all classes pooled),
+    ``FROC_mean`` (their mean), ``FROC_fp_<r>_<class>`` and ``FROC_mean_<class>``, and with
+    ``n_bootstrap > 0`` ``FROC_mean_ci_low``/``_high``, ``FROC_fp_<r>_ci_low``/``_high``,
+    ``FROC_ci_units``, ``FROC_ci_dropped``. False positives per image divide by all evaluated
+    images (normal ones included), and FROC sees every detection the model gives: it reuses the
+    COCO matching when no image has more than ``max_dets`` boxes of a class, else it matches
+    again at IoU 0.5 without the cap.
 
     Why ``score_thr=0.5`` by default: it is fixed before looking at any data and is the "confident
     box" level of the paper's decision fusion. A threshold tuned for F1 must be chosen on validation
@@ -40,7 +48,9 @@ class VinDrDetMetric(BaseMetric):
         score_thr (float): Operating box-score threshold of precision/recall.
         max_dets (int): COCO ``maxDets`` per image and class.
         voc101 (bool): Also compute the VOC-101 protocol.
-        n_bootstrap (int): Bootstrap resamples (over studies) for the mAP@0.5 interval (0: none).
+        froc (bool): Also compute FROC.
+        n_bootstrap (int): Bootstrap resamples (over studies) for the mAP@0.5 and FROC intervals
+            (0: none).
         bootstrap_seed (int): Bootstrap seed.
         fusion_probs_file (str, optional): Per-image abnormal probabilities of a classifier
             (``.json``/``.csv``, see :func:`spinexr.evaluation.fusion.load_abnormal_probs`). When
@@ -60,6 +70,7 @@ class VinDrDetMetric(BaseMetric):
                  score_thr: float = 0.5,
                  max_dets: int = 100,
                  voc101: bool = True,
+                 froc: bool = True,
                  n_bootstrap: int = 0,
                  bootstrap_seed: int = 0,
                  fusion_probs_file: Optional[str] = None,
@@ -76,6 +87,7 @@ class VinDrDetMetric(BaseMetric):
         self.score_thr = score_thr
         self.max_dets = max_dets
         self.voc101 = voc101
+        self.froc = froc
         self.n_bootstrap = n_bootstrap
         self.bootstrap_seed = bootstrap_seed
         self.fusion_probs_file = fusion_probs_file
@@ -124,11 +136,13 @@ class VinDrDetMetric(BaseMetric):
             dump_coco_results(preds, self.outfile)
         metrics = summarize_detections(gts, preds, names, score_thr=self.score_thr,
                                        max_dets=self.max_dets, n_bootstrap=self.n_bootstrap,
-                                       bootstrap_seed=self.bootstrap_seed, voc101=self.voc101)
+                                       bootstrap_seed=self.bootstrap_seed, voc101=self.voc101,
+                                       froc=self.froc)
         logger = MMLogger.get_current_instance()
         logger.info('VinDrDetMetric on %d images: mAP@0.5 %.4f, mAP@0.5:0.95 %.4f, VOC-101 mAP '
-                    '%.4f', len(gts), metrics['mAP_50'], metrics['mAP'],
-                    metrics.get('voc101_mAP', float('nan')))
+                    '%.4f, FROC mean sensitivity %.4f', len(gts), metrics['mAP_50'],
+                    metrics['mAP'], metrics.get('voc101_mAP', float('nan')),
+                    metrics.get('FROC_mean', float('nan')))
         return metrics
 
 

@@ -97,3 +97,49 @@ def test_metric_rejects_other_classes(tiny):
     metric.process({}, _samples(gts)[:1])
     with pytest.raises(ValueError, match='differ'):
         metric.evaluate(1)
+
+
+def _hand_case_files(tmp_path):
+    """The hand-computed FROC case of tests/evaluation/test_froc.py as a COCO file + samples."""
+    def box(b):
+        return [b[0], b[1], b[2] - b[0], b[3] - b[1]]
+    A, B, C, far = [0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10], [50, 50, 60, 60]
+    lesions = [(0, A, 1), (0, B, 1), (1, C, 2)]  # (image, box, category id)
+    coco = dict(images=[dict(id=i, file_name=f'{i}.png', width=64, height=64,
+                             study_id=f's{i // 2}') for i in range(4)],
+                annotations=[dict(id=k + 1, image_id=i, category_id=c, bbox=box(b), area=100.0,
+                                  iscrowd=0) for k, (i, b, c) in enumerate(lesions)],
+                categories=[dict(id=1, name='a'), dict(id=2, name='b')])
+    ann = tmp_path / 'hand.json'
+    ann.write_text(json.dumps(coco))
+    dets = {0: [(A, 0.9, 0), ([1, 1, 11, 11], 0.8, 0), (B, 0.5, 0)],
+            1: [(C, 0.6, 1), (C, 0.3, 0)], 2: [(far, 0.7, 0)], 3: [(far, 0.4, 1)]}
+    samples = [dict(img_id=i, pred_instances=dict(
+        bboxes=torch.tensor([d[0] for d in ds], dtype=torch.float32),
+        scores=torch.tensor([d[1] for d in ds], dtype=torch.float32),
+        labels=torch.tensor([d[2] for d in ds]))) for i, ds in dets.items()]
+    return str(ann), samples
+
+
+@pytest.mark.parametrize('max_dets', [100, 1])
+def test_metric_froc_hand_computed(tmp_path, max_dets):
+    """FROC keys equal the hand-computed case, over all 4 images (2 normal), with every detection
+    even when the COCO cap (``max_dets``) would cut some."""
+    ann, samples = _hand_case_files(tmp_path)
+    metric = METRICS.build(dict(type='VinDrDetMetric', ann_file=ann, max_dets=max_dets,
+                                n_bootstrap=200))
+    metric.process({}, samples)
+    res = metric.evaluate(len(samples))
+    overall = [1 / 3, 1 / 3, 1, 1, 1, 1, 1]
+    for r, v in zip(('0.125', '0.25', '0.5', '1', '2', '4', '8'), overall):
+        assert res[f'vindr/FROC_fp_{r}'] == pytest.approx(v), r
+    assert res['vindr/FROC_mean'] == pytest.approx((2 / 3 + 5) / 7)
+    assert res['vindr/FROC_fp_0.125_a'] == pytest.approx(0.5)
+    assert res['vindr/FROC_mean_a'] == pytest.approx(6 / 7)
+    assert res['vindr/FROC_mean_b'] == pytest.approx(1.0)
+    assert res['vindr/FROC_mean_ci_low'] <= res['vindr/FROC_mean'] <= \
+        res['vindr/FROC_mean_ci_high']
+    assert res['vindr/FROC_fp_1_ci_low'] <= res['vindr/FROC_fp_1_ci_high']
+    assert res['vindr/FROC_ci_units'] == 2  # studies s0 (images 0, 1) and s1 (images 2, 3)
+    if max_dets == 1:  # the cap does cut mAP: image 0's class-0 box B (a hit) is gone
+        assert res['vindr/recall_a'] < 1.0
