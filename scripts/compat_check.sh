@@ -6,7 +6,7 @@
 # from PyPI (about 20 s, 150 MB). A .pth file then appends the project's .venv site-packages after
 # its own (site.addsitedir, so the editable spinexr install counts too), so the newer packages
 # shadow the pinned ones and torch, mmcv & co. are not installed again. In that environment it
-#   1. imports spinexr and checks the versions really are the newer ones,
+#   1. imports spinexr and checks that the newer packages are the ones imported,
 #   2. loads every shipped config (custom_imports=['spinexr'], as tools/train.py does) in a fresh
 #      process and builds its model through mmdet's or mmpretrain's registry,
 #   3. runs the test files that touch those packages (import, phantom, classifier configs,
@@ -55,8 +55,6 @@ import cv2, numpy, transformers  # noqa: E401
 import spinexr  # noqa: F401
 import mmpretrain.models  # noqa: F401
 from spinexr._compat import multimodal_breaks
-assert int(transformers.__version__.split('.')[0]) >= 5, transformers.__version__
-assert int(cv2.__version__.split('.')[0]) >= 5, cv2.__version__
 for mod in (cv2, numpy, transformers):  # the newer packages shadow the pinned ones
     assert mod.__file__.startswith(sys.prefix), (mod.__name__, mod.__file__, sys.prefix)
 print('[compat] transformers', transformers.__version__, '| opencv', cv2.__version__,

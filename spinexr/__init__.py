@@ -5,7 +5,7 @@ spinexr's components into MMDetection's and MMPretrain's registries and does not
 no environment variables, thread counts or logging configuration. Ultralytics, which does set such
 things when imported, is imported only when a YOLO11 model is built.
 
-One exception, for environments newer than the verified stack: where transformers >= 5 is
+One exception, for environments beyond the verified stack: where transformers >= 4.52 is
 installed, mmpretrain 1.2's multimodal models (which spinexr does not use) cannot be imported, and
 ``mmpretrain.models`` is told to skip them before anything imports it (see :mod:`spinexr._compat`).
 """

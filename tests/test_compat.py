@@ -12,9 +12,9 @@ import pytest
 from spinexr._compat import installed_version, multimodal_breaks
 
 TRANSFORMERS = installed_version('transformers')
-NEEDS_TRANSFORMERS_5 = pytest.mark.skipif(
+NEEDS_BREAKING_TRANSFORMERS = pytest.mark.skipif(
     not multimodal_breaks(TRANSFORMERS),
-    reason=f'needs transformers >= 5 (installed: {TRANSFORMERS}); scripts/compat_check.sh runs it')
+    reason=f'needs transformers >= 4.52 (installed: {TRANSFORMERS}); scripts/compat_check.sh runs it')
 
 # A fresh process, as `python tools/train.py <classification config>` is: spinexr first, then an
 # mmpretrain classifier built through mmpretrain's registry (which imports mmpretrain.models).
@@ -39,10 +39,11 @@ def _run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600)
 
 
+# Found by trying releases beside mmpretrain 1.2.0: 4.51.3 imports, 4.52.1 to 5.24.0 fail.
 @pytest.mark.parametrize('version,breaks', [
-    (None, False), ('4.28.0', False), ('4.57.6', False), ('5.0.0', True), ('5.0.0rc1', True),
-    ('5.17.0', True), ('6.1', True), ('not-a-version', False)])
-def test_multimodal_breaks_from_transformers_5(version, breaks):
+    (None, False), ('4.28.0', False), ('4.51.3', False), ('4.52.0rc1', True), ('4.52.1', True),
+    ('4.57.6', True), ('5.0.0', True), ('5.17.0', True), ('6', True), ('not-a-version', False)])
+def test_multimodal_breaks_from_transformers_4_52(version, breaks):
     assert multimodal_breaks(version) is breaks
 
 
@@ -52,37 +53,37 @@ def test_import_spinexr_then_build_an_mmpretrain_classifier():
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res['model'] == 'ImageClassifier'
     if multimodal_breaks(TRANSFORMERS):
-        assert res['with_multimodal'] is False  # skipped: they cannot import beside transformers 5
-    else:  # mmpretrain's own decision stands in the verified stack and beside transformers 4
+        assert res['with_multimodal'] is False  # skipped: they cannot import beside it
+    else:  # mmpretrain's own decision stands in the verified stack and beside transformers < 4.52
         assert res['with_multimodal'] is res['mmpretrain_own_decision']
 
 
 def test_multimodal_placeholder_says_what_is_missing():
-    """A multimodal model asked for beside transformers 5 raises ImportError when built, not at import."""
+    """A multimodal model asked for beside transformers >= 4.52 raises ImportError when built."""
     code = _BUILD.split('with DefaultScope')[0] + r'''
-try:
-    MODELS.build(dict(type='mmpretrain.BlipCaption'))
-except ImportError as err:
-    print(json.dumps(dict(error=str(err))))
-else:
-    print(json.dumps(dict(error=None)))
+import mmpretrain.models  # noqa: F401
+error = None
+if not dependency.WITH_MULTIMODAL:  # otherwise the real BlipCaption is registered
+    try:
+        MODELS.build(dict(type='mmpretrain.BlipCaption'))
+    except ImportError as err:
+        error = str(err)
+print(json.dumps(dict(error=error, with_multimodal=dependency.WITH_MULTIMODAL)))
 '''
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    if multimodal_breaks(TRANSFORMERS) or TRANSFORMERS is None:
+    if not res['with_multimodal']:
         # mmpretrain 1.2's placeholder names the last registered model whichever was asked for
         assert 'requires extra multi-modal dependencies' in res['error']
 
 
-@NEEDS_TRANSFORMERS_5
+@NEEDS_BREAKING_TRANSFORMERS
 def test_guard_still_needed_without_spinexr():
     """Canary: mmpretrain 1.2 alone still fails beside this transformers. When this test fails, a
     transformers release made mmpretrain's multimodal models importable again and
-    ``spinexr._compat.TRANSFORMERS_BREAKING_MAJOR`` should move up."""
+    ``spinexr._compat.FIRST_BREAKING_TRANSFORMERS`` should move up."""
     proc = _run('import mmpretrain.models')
     assert proc.returncode != 0, 'mmpretrain.models imports beside this transformers: drop the guard?'
-    # transformers 5 no longer offers find_pruneable_heads_and_indices (and no longer re-exports
-    # apply_chunking_to_forward / prune_linear_layer) in transformers.modeling_utils; BLIP's guarded
-    # import then leaves PreTrainedModel = None and its subclass fails.
+    # 4.52-4.55: OFA's ImportError (GenerationMixin); 4.56 on: BLIP's TypeError (spinexr/_compat.py)
     assert 'mmpretrain/models/multimodal' in proc.stderr, proc.stderr[-3000:]
