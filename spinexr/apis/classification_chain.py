@@ -12,7 +12,8 @@ On the converted phantom (or any converted release) it runs, through the ordinar
    on the test split with the searched weights and threshold;
 5. :func:`spinexr.evaluation.classifier_report.classifier_rows`: AUROC, sensitivity,
    specificity, F1 (with bootstrap CIs) of the ensemble and of each member, as rows of the
-   comparison table, plus ROC curves.
+   comparison table, plus ROC curves; and :func:`~spinexr.evaluation.classifier_report.study_rows`:
+   the same per study (views aggregated by ``study_rule``).
 
 Each step is skipped when its output exists, so an interrupted main job continues.
 """
@@ -20,7 +21,7 @@ import glob
 import os
 import os.path as osp
 import sys
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 #: Member names and configs, in the ensemble's order.
 MEMBERS = (
@@ -69,6 +70,7 @@ def run_classifier_chain(work_dir: str,
                          n_splits: int = 2,
                          batch_size: int = 16,
                          n_bootstrap: int = 1000,
+                         study_rule: Optional[str] = 'max',
                          python: str = sys.executable) -> Dict[str, object]:
     """Run the classifier chain and return its comparison-table rows.
 
@@ -82,6 +84,9 @@ def run_classifier_chain(work_dir: str,
         n_splits (int): Number of study-grouped folds for the out-of-fold predictions.
         batch_size (int): Batch size of every loader.
         n_bootstrap (int): Bootstrap replicates for the CIs.
+        study_rule (str, optional): Also add study-level rows (one per model, the views of a
+            study aggregated by this rule of :mod:`spinexr.evaluation.study_level`, threshold:
+            the search json's study-level Youden threshold); None: image rows only.
         python (str): Interpreter for the tools.
 
     Returns:
@@ -89,7 +94,8 @@ def run_classifier_chain(work_dir: str,
         :data:`spinexr.evaluation.compare.CLASSIFIER_COLUMNS`), ``search`` (the searched weights
         json), ``roc`` (ROC curve PNG).
     """
-    from spinexr.evaluation.classifier_report import classifier_rows, plot_roc_curves
+    from spinexr.evaluation.classifier_report import (classifier_rows, has_study_ids,
+                                                      plot_roc_curves, study_rows)
     root = data_root.rstrip('/') + '/'
     os.makedirs(work_dir, exist_ok=True)
     names = [n for n, _ in MEMBERS]
@@ -133,15 +139,25 @@ def run_classifier_chain(work_dir: str,
             log('test_ensemble'))
 
     rows = []
-    for r in classifier_rows(predictions, thresholds=search, n_bootstrap=n_bootstrap):
+    image_rows = classifier_rows(predictions, thresholds=search, n_bootstrap=n_bootstrap)
+    by_study = []
+    if study_rule and has_study_ids(predictions):
+        by_study = study_rows(predictions, rule=study_rule, thresholds=search,
+                              n_bootstrap=n_bootstrap)
+    for r in image_rows + by_study:
         ci = ', '.join(f'{k} {r[k + "_ci"][0]:.1f}-{r[k + "_ci"][1]:.1f}'
                        for k in ('auroc', 'sensitivity', 'specificity', 'f1')
                        if r.get(k + '_ci') is not None)
+        name = r['model'] if r['model'] != 'ensemble' else 'ensemble (weights+threshold on OOF)'
+        level = ''
+        if r.get('level') == 'study':
+            name = f"{r['model']} [study, {r['rule']}]"
+            level = (f"{r['n_studies']} studies, views aggregated by {r['rule']}, threshold: "
+                     f"{r['threshold_source']}; ")
         rows.append(dict(
-            model=r['model'] if r['model'] != 'ensemble' else 'ensemble (weights+threshold on OOF)',
-            AUROC=r['auroc'] / 100, sensitivity=r['sensitivity'] / 100,
+            model=name, AUROC=r['auroc'] / 100, sensitivity=r['sensitivity'] / 100,
             specificity=r['specificity'] / 100, F1=r['f1'] / 100,
-            notes=(f'classifier, {img_size} px, {epochs} epochs, threshold '
+            notes=(f'classifier, {img_size} px, {epochs} epochs, {level}threshold '
                    f'{r["threshold"]:.3f}; 95% CI: {ci}')))
     roc = osp.join(work_dir, 'roc_curves.png')
     plot_roc_curves(predictions, roc)

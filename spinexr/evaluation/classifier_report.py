@@ -132,6 +132,12 @@ def classifier_rows(predictions: Union[str, Mapping[str, object]],
     return rows
 
 
+def has_study_ids(predictions: Union[str, Mapping[str, object]]) -> bool:
+    """Whether the predictions carry a non-empty ``study_id`` on at least one row."""
+    columns = _read_columns(predictions)
+    return 'study_id' in columns and any(str(s).strip() for s in columns['study_id'])
+
+
 def _study_thresholds_for(names: List[str], thresholds, rule: str
                           ) -> Tuple[Dict[str, float], str]:
     """Study-level thresholds and where they come from (see the module docstring)."""

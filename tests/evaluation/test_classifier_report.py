@@ -115,3 +115,24 @@ def test_study_rows_differ_from_image_rows_by_hand(tmp_path):
         study_rows(path, rule='vote')
     with pytest.raises(KeyError, match='study_id'):
         study_rows({'label': [0, 1], 'prob': [0.2, 0.8]})
+
+
+def test_report_tool_writes_study_rows(tmp_path):
+    import importlib.util
+
+    from spinexr.testing.runs import REPO
+    spec = importlib.util.spec_from_file_location(
+        'classifier_report_tool', REPO / 'tools' / 'analysis_tools' / 'classifier_report.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = _study_csv(tmp_path / 'p.csv')
+    out = tmp_path / 'report'
+    rows = tool.main([path, '--thresholds', '0.45', '--out-dir', str(out), '--n-bootstrap', '0',
+                      '--study-rule', 'noisy_or'])
+    assert [(r['model'], r.get('rule')) for r in rows] == [('model', None), ('model', 'noisy_or')]
+    assert rows[1]['auroc'] == pytest.approx(75.0) and rows[0]['auroc'] == pytest.approx(80.0)
+    saved = json.loads((out / 'classifier_rows.json').read_text())
+    assert saved[1]['level'] == 'study' and saved[1]['n_studies'] == 4
+    assert 'model (study, noisy_or, 4 studies)' in (out / 'classifier_table.md').read_text()
+    assert len(tool.main([path, '--out-dir', str(out), '--n-bootstrap', '0',
+                          '--study-rule', 'none'])) == 1

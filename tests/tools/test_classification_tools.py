@@ -111,5 +111,8 @@ def test_cv_search_train_test_ensemble(tmp_path):
     out_dir = tmp_path / 'report'
     report = _tool('tools/analysis_tools/classifier_report.py').main(
         [pred_file, '--thresholds', search, '--out-dir', str(out_dir), '--n-bootstrap', '50'])
-    assert [r['model'] for r in report] == ['ensemble', 'r18a', 'r18b']
+    image_rows = [r['model'] for r in report if r.get('level') != 'study']
+    assert image_rows == ['ensemble', 'r18a', 'r18b']
+    assert [(r['model'], r['rule']) for r in report if r.get('level') == 'study'] == [
+        ('ensemble', 'max'), ('r18a', 'max'), ('r18b', 'max')]
     assert (out_dir / 'roc.png').stat().st_size > 1000
