@@ -1,6 +1,10 @@
 """Choose the ensemble weights (0.05 grid, max AUROC) and threshold (Youden's J) on OUT-OF-FOLD
 validation predictions, and write them to a json the ensemble config reads.
 
+``--average logit`` searches for an ensemble that averages logits (the VinDr paper's DenseNet
+ensemble, ``configs/classifiers/ensemble-densenet_vindr-384.py``); the ensemble refuses a json
+searched for the other mode.
+
 Refuses predictions from the test split, tables without a ``fold`` column, and (with
 ``--test-ann-file``) any table containing a test image.
 
@@ -26,10 +30,14 @@ def main(argv=None) -> dict:
     parser.add_argument('--members', nargs='+', help='member names, in the ensemble order')
     parser.add_argument('--step', type=float, default=0.05, help='weight grid step')
     parser.add_argument('--test-ann-file', help='test COCO json: refuse if any image is in it')
+    parser.add_argument('--average', choices=('prob', 'logit'), default='prob',
+                        help="how the ensemble combines its members (its model.average); "
+                             "'logit' for configs/classifiers/ensemble-densenet_vindr-384.py")
     args = parser.parse_args(argv)
     payload = run_search(args.predictions, args.out, members=args.members, step=args.step,
-                         test_ann_file=args.test_ann_file)
-    print(json.dumps({k: payload[k] for k in ('weights', 'threshold', 'oof')}, indent=1))
+                         test_ann_file=args.test_ann_file, average=args.average)
+    print(json.dumps({k: payload[k] for k in ('weights', 'threshold', 'average', 'oof')},
+                     indent=1))
     print(f'written: {args.out}')
     return payload
 

@@ -1,4 +1,9 @@
-"""``WeightedEnsembleClassifier``: weighted probability average of trained abnormality classifiers.
+"""``WeightedEnsembleClassifier``: weighted average of trained abnormality classifiers.
+
+Two ways to combine the members (``average``): ``'prob'`` (default) averages their abnormal
+probabilities; ``'logit'`` averages their abnormal log-odds and applies the sigmoid, as the
+VinDr-SpineXR paper's DenseNet-121/169/201 ensemble does
+(``configs/classifiers/ensemble-densenet_vindr-384.py``).
 
 Checkpoints and ``tools/test.py``: the ensemble's ``state_dict`` is exactly its members' weights
 under ``members.<i>.``. Members whose ``checkpoint`` is set in the config are loaded when the
@@ -45,6 +50,9 @@ DRAFT_WEIGHTS_CHOSEN_ON_TEST = (0.42, 0.32, 0.26)
 
 #: The value of ``weights`` that selects :data:`DRAFT_WEIGHTS_CHOSEN_ON_TEST`.
 DRAFT_WEIGHTS_NAME = 'draft-chosen-on-test'
+
+#: How members are combined: abnormal probabilities, or abnormal log-odds (then sigmoid).
+AVERAGES = ('prob', 'logit')
 
 #: Test-time augmentations applied to the normalised batch ``(N, C, H, W)``.
 TTA_OPS = {
@@ -98,8 +106,25 @@ def _load_member_checkpoint(model: nn.Module, checkpoint: str) -> None:
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
 
 
+def abnormal_logit(scores: torch.Tensor) -> torch.Tensor:
+    """Abnormal log-odds ``(N,)`` from a member's raw head output (``mode='tensor'``).
+
+    One column (:class:`~spinexr.models.heads.BinaryClsHead`, sigmoid): the logit itself. Two
+    columns (a softmax head over normal, abnormal): ``z_abnormal - z_normal``, the log-odds of the
+    softmax probability. Either way ``sigmoid`` of the result is the member's predicted abnormal
+    probability, without the saturation of recovering it from a float32 probability.
+    """
+    if scores.dim() != 2 or scores.shape[1] not in (1, 2):
+        raise ValueError('average="logit" needs members whose head outputs 1 (sigmoid) or 2 '
+                         f'(softmax normal/abnormal) scores per image, got {tuple(scores.shape)}')
+    return scores[:, 0] if scores.shape[1] == 1 else scores[:, 1] - scores[:, 0]
+
+
 def read_weights_file(path: str, names: Sequence[str]) -> Dict[str, object]:
-    """Read weights (in ``names`` order) and threshold from a ``tools/search_ensemble.py`` json.
+    """Read weights (in ``names`` order), threshold and averaging mode from a search json.
+
+    The json is written by ``tools/search_ensemble.py``; a file without ``average`` (written
+    before the option existed) was searched on the probability average: ``'prob'``.
 
     Raises:
         ValueError: The file says it was chosen on a test split, or lacks a member.
@@ -114,17 +139,22 @@ def read_weights_file(path: str, names: Sequence[str]) -> Dict[str, object]:
     if missing:
         raise ValueError(f'{path}: no weight for member(s) {missing}; it has {sorted(weights)}')
     return dict(weights=[float(weights[n]) for n in names],
-                threshold=float(payload['threshold']))
+                threshold=float(payload['threshold']),
+                average=str(payload.get('average', 'prob')))
 
 
 @MODELS.register_module()
 class WeightedEnsembleClassifier(BaseClassifier):
-    """Weighted average of member classifiers' abnormal probabilities (DERNet-style ensemble).
+    """Weighted average of member classifiers' abnormal probabilities or logits.
 
-    ``p = sum_i w_i * p_i / sum_i w_i``, where ``p_i`` is member ``i``'s abnormal probability
-    averaged over the identity view and the ``tta`` views. Predictions carry
-    ``pred_score = [1 - p, p]``, ``pred_label = p >= threshold`` and, for the per-member ROC
-    analysis, ``member_scores`` (tensor) with ``member_names`` (metainfo).
+    ``average='prob'`` (DERNet-style): ``p = sum_i w_i * p_i / sum_i w_i``, where ``p_i`` is
+    member ``i``'s abnormal probability averaged over the identity view and the ``tta`` views.
+    ``average='logit'`` (the VinDr-SpineXR paper): every member's abnormal logit ``z_i`` (see
+    :func:`abnormal_logit`) is averaged over the views *in logit space*, then
+    ``p = sigmoid(sum_i w_i * z_i / sum_i w_i)``; ``member_scores`` are then
+    ``sigmoid(z_i)``. Predictions carry ``pred_score = [1 - p, p]``,
+    ``pred_label = p >= threshold`` and, for the per-member ROC analysis, ``member_scores``
+    (tensor) with ``member_names`` (metainfo).
 
     The raw batch is passed to every member's own data preprocessor (each member normalises as
     it was trained), so the ensemble's own preprocessor should only move data to the device:
@@ -143,6 +173,9 @@ class WeightedEnsembleClassifier(BaseClassifier):
             member name) and threshold replace ``weights`` and ``threshold``. The only source
             of a validated operating point.
         tta (Sequence[str]): Test-time augmentations from :data:`TTA_OPS`, e.g. ``('hflip',)``.
+        average (str): ``'prob'`` (default) or ``'logit'``, see above. A ``weights_file`` must
+            have been searched for the same mode (its ``average``), else it is refused: its
+            weights and threshold belong to another combination.
         data_preprocessor (dict, optional): Defaults to ``BaseDataPreprocessor``.
         init_cfg (dict, optional): Unused; members are initialised by their checkpoints.
     """
@@ -153,6 +186,7 @@ class WeightedEnsembleClassifier(BaseClassifier):
                  threshold: float = 0.5,
                  weights_file: Optional[str] = None,
                  tta: Sequence[str] = (),
+                 average: str = 'prob',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -164,11 +198,19 @@ class WeightedEnsembleClassifier(BaseClassifier):
             str(m.get('name', f'member{i}')) for i, m in enumerate(members)]
         if len(set(self.member_names)) != len(self.member_names):
             raise ValueError(f'member names must be unique: {self.member_names}')
+        if average not in AVERAGES:
+            raise ValueError(f'average={average!r}: choose from {AVERAGES}')
+        self.average = average
         logger = MMLogger.get_current_instance()
         #: Whether weights and threshold come from validation data (a ``weights_file``).
         self.threshold_validated = weights_file is not None
         if weights_file is not None:
             loaded = read_weights_file(weights_file, self.member_names)
+            if loaded['average'] != average:
+                raise ValueError(
+                    f"{weights_file}: weights and threshold were searched for "
+                    f"average={loaded['average']!r}, but this ensemble has average={average!r}; "
+                    f'rerun tools/search_ensemble.py with --average {average}')
             weights, threshold = loaded['weights'], loaded['threshold']
         elif isinstance(weights, str):
             if weights != DRAFT_WEIGHTS_NAME:
@@ -210,7 +252,7 @@ class WeightedEnsembleClassifier(BaseClassifier):
         logger.info(
             'WeightedEnsembleClassifier: ' + ', '.join(
                 f'{n}={w:.3f}' for n, w in zip(self.member_names, self.weights.tolist()))
-            + f', threshold={self.threshold:.4f}, tta={list(self.tta)}')
+            + f', threshold={self.threshold:.4f}, tta={list(self.tta)}, average={self.average}')
 
     def init_weights(self) -> None:
         """Initialise only members without a checkpoint (loaded weights are kept)."""
@@ -233,7 +275,7 @@ class WeightedEnsembleClassifier(BaseClassifier):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
-            return self.member_probabilities(inputs) @ self.weights
+            return self._combine(self._member_views_mean(inputs))
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         raise RuntimeError(f'Invalid mode "{mode}".')
@@ -248,19 +290,40 @@ class WeightedEnsembleClassifier(BaseClassifier):
                                   'then search the weights with tools/search_ensemble.py')
 
     @torch.no_grad()
-    def member_probabilities(self, inputs: Union[torch.Tensor, List[torch.Tensor]]
-                             ) -> torch.Tensor:
-        """Abnormal probability of every member, TTA-averaged: ``(N, num_members)``."""
+    def _member_views_mean(self, inputs: Union[torch.Tensor, List[torch.Tensor]]
+                           ) -> torch.Tensor:
+        """Every member's score averaged over the views: ``(N, num_members)``.
+
+        Abnormal probabilities for ``average='prob'``, abnormal logits for ``'logit'``.
+        """
         columns = []
         for model in self.members:
             batch = model.data_preprocessor(dict(inputs=inputs, data_samples=None), False)
             x = batch['inputs']
             views = [x] + [TTA_OPS[name](x) for name in self.tta]
-            probs = [torch.as_tensor(positive_probability(torch.stack(
-                [s.pred_score for s in model.predict(v)])), dtype=torch.float32)
-                for v in views]
-            columns.append(torch.stack(probs).mean(0))
+            if self.average == 'logit':
+                scores = [abnormal_logit(model(v, mode='tensor')).float() for v in views]
+            else:
+                scores = [torch.as_tensor(positive_probability(torch.stack(
+                    [s.pred_score for s in model.predict(v)])), dtype=torch.float32)
+                    for v in views]
+            columns.append(torch.stack(scores).mean(0))
         return torch.stack(columns, dim=1).to(self.weights.device)
+
+    def _combine(self, member_scores: torch.Tensor) -> torch.Tensor:
+        """Ensemble abnormal probability ``(N,)`` from :meth:`_member_views_mean`'s scores."""
+        mean = member_scores @ self.weights
+        return torch.sigmoid(mean) if self.average == 'logit' else mean
+
+    @torch.no_grad()
+    def member_probabilities(self, inputs: Union[torch.Tensor, List[torch.Tensor]]
+                             ) -> torch.Tensor:
+        """Abnormal probability of every member, TTA-averaged: ``(N, num_members)``.
+
+        With ``average='logit'`` the views are averaged in logit space: ``sigmoid(mean z)``.
+        """
+        scores = self._member_views_mean(inputs)
+        return torch.sigmoid(scores) if self.average == 'logit' else scores
 
     @torch.no_grad()
     def predict(self, inputs, data_samples: Optional[List[DataSample]] = None
@@ -271,8 +334,9 @@ class WeightedEnsembleClassifier(BaseClassifier):
                 'WeightedEnsembleClassifier: no member checkpoint was loaded; predicting with '
                 'randomly initialised members')
             self._has_weights = True  # warn once
-        member_probs = self.member_probabilities(inputs)
-        prob = member_probs @ self.weights
+        scores = self._member_views_mean(inputs)
+        prob = self._combine(scores)
+        member_probs = torch.sigmoid(scores) if self.average == 'logit' else scores
         if data_samples is None:
             data_samples = [DataSample() for _ in range(prob.numel())]
         for sample, p, mp in zip(data_samples, prob, member_probs):
@@ -292,7 +356,7 @@ def save_ensemble_checkpoint(model: WeightedEnsembleClassifier, out_file: str) -
     """
     meta = dict(members=list(model.member_names), weights=model.weights.tolist(),
                 threshold=model.threshold, threshold_validated=model.threshold_validated,
-                tta=list(model.tta))
+                tta=list(model.tta), average=model.average)
     Path(out_file).parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()},
                     meta=meta), out_file)

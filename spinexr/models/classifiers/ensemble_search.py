@@ -8,6 +8,12 @@ refuses anything that is not such a table:
 * a ``split`` column with any value ``test`` (or a file whose images appear in a test annotation
   file given with ``test_ann_file``);
 * a table without a ``fold`` column (not out-of-fold), or with an image twice.
+
+The search combines the members the way the ensemble will (``average``): a probability average,
+or a logit average (the VinDr-SpineXR paper's). The OOF table holds probabilities with six
+decimals, so for ``'logit'`` each is clipped to ``[5e-7, 1 - 5e-7]`` (half the last digit; 0 and
+1 occur) before ``log(p / (1 - p))``: member logits beyond about +-14.5 are cut there in the
+search, while the ensemble itself uses the members' exact logits.
 """
 import csv
 import itertools
@@ -19,6 +25,31 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from spinexr.evaluation.roc import auroc, binary_stats, youden_threshold
+
+#: Averaging modes, as ``WeightedEnsembleClassifier(average=...)``.
+AVERAGES = ('prob', 'logit')
+
+#: Clip of the OOF table's 6-decimal probabilities before the logit (half the last digit).
+PROB_EPS = 5e-7
+
+
+def member_scores(member_probs: np.ndarray, average: str = 'prob') -> np.ndarray:
+    """The per-member values the ensemble averages: probabilities, or their clipped logits."""
+    if average not in AVERAGES:
+        raise ValueError(f'average={average!r}: choose from {AVERAGES}')
+    member_probs = np.asarray(member_probs, dtype=np.float64)
+    if average == 'prob':
+        return member_probs
+    p = np.clip(member_probs, PROB_EPS, 1.0 - PROB_EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def ensemble_probability(member_probs: np.ndarray, weights: np.ndarray,
+                         average: str = 'prob') -> np.ndarray:
+    """Ensemble abnormal probability ``(N,)``: weighted mean of probabilities, or sigmoid of the
+    weighted mean of logits (``weights`` sum to 1)."""
+    mean = member_scores(member_probs, average) @ np.asarray(weights, dtype=np.float64)
+    return mean if average == 'prob' else 1.0 / (1.0 + np.exp(-mean))
 
 
 def weight_grid(n_members: int, step: float = 0.05) -> np.ndarray:
@@ -37,8 +68,8 @@ def weight_grid(n_members: int, step: float = 0.05) -> np.ndarray:
 
 
 def search_weights(labels: Sequence[int], member_probs: np.ndarray,
-                   step: float = 0.05) -> Tuple[np.ndarray, float]:
-    """Grid-search the weights that maximise AUROC of the weighted probability average.
+                   step: float = 0.05, average: str = 'prob') -> Tuple[np.ndarray, float]:
+    """Grid-search the weights that maximise AUROC of the weighted probability (or logit) average.
 
     Ties (within 1e-12) go to the weights closest to uniform, then to the first in grid order.
 
@@ -46,13 +77,15 @@ def search_weights(labels: Sequence[int], member_probs: np.ndarray,
         labels (Sequence[int]): 0/1 labels ``(N,)``.
         member_probs (np.ndarray): ``(N, M)`` member probabilities.
         step (float): Grid step.
+        average (str): ``'prob'`` or ``'logit'`` (AUROC of the logit average; the sigmoid
+            does not change it).
 
     Returns:
         tuple[np.ndarray, float]: best weights ``(M,)`` and their AUROC.
     """
-    member_probs = np.asarray(member_probs, dtype=np.float64)
-    grid = weight_grid(member_probs.shape[1], step)
-    scores = np.array([auroc(labels, member_probs @ w) for w in grid])
+    values = member_scores(member_probs, average)
+    grid = weight_grid(values.shape[1], step)
+    scores = np.array([auroc(labels, values @ w) for w in grid])
     if np.isnan(scores).all():
         raise ValueError('AUROC is undefined: the predictions hold only one class')
     best = np.nanmax(scores)
@@ -106,10 +139,12 @@ def run_search(predictions: str,
                out_file: str,
                members: Optional[Sequence[str]] = None,
                step: float = 0.05,
-               test_ann_file: Optional[str] = None) -> Dict[str, object]:
+               test_ann_file: Optional[str] = None,
+               average: str = 'prob') -> Dict[str, object]:
     """Search weights (grid) and threshold (Youden's J) on OOF predictions; write the json.
 
-    The json holds ``weights`` (name -> weight), ``threshold`` (of the weighted average),
+    The json holds ``weights`` (name -> weight), ``threshold`` (of the ensemble probability),
+    ``average`` (the combination both were chosen for),
     ``member_thresholds`` (each member's own Youden threshold), ``oof`` statistics,
     ``source`` (file, ``split: 'train'``, ``kind: 'out-of-fold'``) and, when the table has study
     ids, ``study_thresholds`` (per study rule: ``threshold``, ``member_thresholds``,
@@ -124,6 +159,8 @@ def run_search(predictions: str,
             of the ensemble config; default all.
         step (float): Grid step. Defaults to 0.05.
         test_ann_file (str, optional): Test COCO json whose images must not appear.
+        average (str): ``'prob'`` (default) or ``'logit'``: how the ensemble that reads the json
+            combines its members; it refuses a json searched for the other mode.
 
     Returns:
         dict: The written payload.
@@ -136,14 +173,15 @@ def run_search(predictions: str,
         names = list(members)
     labels = np.array([int(r['label']) for r in rows], dtype=np.int64)
     probs = np.array([[float(r[f'prob_{n}']) for n in names] for r in rows], dtype=np.float64)
-    weights, best_auroc = search_weights(labels, probs, step=step)
-    ensemble = probs @ weights
+    weights, best_auroc = search_weights(labels, probs, step=step, average=average)
+    ensemble = ensemble_probability(probs, weights, average)
     threshold = youden_threshold(labels, ensemble)
     stats = binary_stats(labels, ensemble, threshold)
     payload = dict(
         members=names,
         weights={n: round(float(w), 6) for n, w in zip(names, weights)},
         threshold=threshold,
+        average=average,
         member_thresholds={n: youden_threshold(labels, probs[:, i]) for i, n in enumerate(names)},
         oof=dict(auroc=best_auroc, n_images=int(labels.size), n_abnormal=int(labels.sum()),
                  member_auroc={n: auroc(labels, probs[:, i]) for i, n in enumerate(names)},

@@ -10,7 +10,7 @@ import spinexr.models  # noqa: F401  (registration)
 from spinexr.engine.checkpoint import load_checkpoint
 from spinexr.evaluation.roc import positive_probability
 from spinexr.models.classifiers.ensemble import (DRAFT_WEIGHTS_CHOSEN_ON_TEST, DRAFT_WEIGHTS_NAME,
-                                                 save_ensemble_checkpoint)
+                                                 abnormal_logit, save_ensemble_checkpoint)
 
 PREPROC = dict(type='ClsDataPreprocessor', mean=[123.675, 116.28, 103.53],
                std=[58.395, 57.12, 57.375], to_rgb=True)
@@ -156,3 +156,73 @@ def test_combined_checkpoint_roundtrip_and_member_checkpoints(tmp_path):
         torch.testing.assert_close(ens.members[0].state_dict()[k], v)
     with pytest.raises(NotImplementedError):
         ens.loss(inputs, [])
+
+
+def _abnormal_logit(p):
+    """Hand computation: log-odds of a member's predicted abnormal probability (float64)."""
+    p = p.double()
+    return torch.log(p) - torch.log1p(-p)
+
+
+def test_logit_average_equals_hand_computation():
+    """average='logit': views averaged in logit space, weighted mean of logits, then sigmoid."""
+    weights = torch.tensor([0.5, 0.3, 0.2])
+    model = _build(average='logit', weights=weights.tolist(), tta=('hflip', ), threshold=0.45)
+    for m in model.members:  # logits within a few units: float32 probabilities do not saturate
+        m.head.fc.weight.data.mul_(0.2)
+    inputs = _inputs()
+    # hand: every member's logit from its own predicted probability, per view
+    member_logits = torch.stack([
+        (_abnormal_logit(_member_prob(m, inputs)) + _abnormal_logit(_member_prob(m, inputs, True)))
+        / 2 for m in model.members], 1)
+    expected = torch.sigmoid(member_logits @ weights.double()).float()
+    out = model.test_step(dict(inputs=inputs, data_samples=None))
+    got = torch.stack([s.pred_score[1] for s in out])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(inputs, mode='tensor'), expected, atol=1e-5, rtol=1e-5)
+    for s, p, z in zip(out, expected, member_logits):
+        torch.testing.assert_close(s.pred_score, torch.stack([1 - p, p]), atol=1e-5, rtol=1e-5)
+        assert int(s.pred_label) == int(p >= 0.45)
+        # member scores stay probabilities: each member's own (view-averaged logit) sigmoid
+        torch.testing.assert_close(s.member_scores, torch.sigmoid(z).float(), atol=1e-5,
+                                   rtol=1e-5)
+    # the option changes the result: the probability average differs on these members
+    prob_model = _build(weights=weights.tolist(), tta=('hflip', ))
+    prob_model.load_state_dict(model.state_dict())
+    assert not torch.allclose(prob_model(inputs, mode='tensor'), expected, atol=1e-4)
+    with pytest.raises(ValueError, match="average="):
+        _build(average='geometric')
+
+
+def test_weights_file_must_be_searched_for_the_same_average(tmp_path):
+    def write(name, **extra):
+        path = tmp_path / name
+        path.write_text(json.dumps(dict(weights=dict(a=0.5, b=0.25, c=0.25), threshold=0.6,
+                                        source=dict(split='train'), **extra)))
+        return str(path)
+
+    logit_file = write('logit.json', average='logit')
+    old_file = write('old.json')  # written before the option: a probability-average search
+    assert _build(average='logit', weights_file=logit_file).threshold == 0.6
+    assert _build(weights_file=old_file).average == 'prob'
+    with pytest.raises(ValueError, match="average='logit'"):
+        _build(weights_file=logit_file)
+    with pytest.raises(ValueError, match="average='prob'"):
+        _build(average='logit', weights_file=old_file)
+
+
+def test_checkpoint_meta_records_the_average(tmp_path):
+    model = _build(average='logit')
+    ckpt = torch.load(save_ensemble_checkpoint(model, str(tmp_path / 'e.pth')),
+                      weights_only=True)
+    assert ckpt['meta']['average'] == 'logit'
+
+
+def test_abnormal_logit_of_sigmoid_and_softmax_heads():
+    z = torch.tensor([[-30.0], [0.5], [40.0]])
+    torch.testing.assert_close(abnormal_logit(z), z[:, 0])  # exact where a probability saturates
+    two = torch.tensor([[0.3, 1.2], [2.0, -1.0]])
+    soft = two.double().softmax(1)
+    torch.testing.assert_close(abnormal_logit(two).double(), torch.log(soft[:, 1] / soft[:, 0]))
+    with pytest.raises(ValueError, match='1 \\(sigmoid\\) or 2'):
+        abnormal_logit(torch.zeros(2, 7))

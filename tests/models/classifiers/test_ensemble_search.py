@@ -109,3 +109,53 @@ def test_tool_main(tmp_path):
     assert list(payload['weights']) == ['resnet50', 'densenet121']
     with pytest.raises(ValueError, match='no prob_'):
         tool.main([pred, '--out', str(tmp_path / 's2.json'), '--members', 'vit'])
+
+
+def _logit(p, eps=5e-7):
+    p = np.clip(p, eps, 1 - eps)
+    return np.log(p / (1 - p))
+
+
+def test_logit_search_maximises_auroc_of_the_logit_average():
+    y, p = _oof()
+    p = np.round(p, 6)  # the OOF table's 6 decimals: 0 and 1 occur
+    p[0, 0], p[1, 1] = 1.0, 0.0
+    w, best = search_weights(y, p, average='logit')
+    z = _logit(p)
+    assert np.isfinite(best)
+    assert best == pytest.approx(roc_auc_score(y, z @ w))
+    assert best == pytest.approx(max(roc_auc_score(y, z @ g) for g in weight_grid(3)))
+    with pytest.raises(ValueError, match='average'):
+        search_weights(y, p, average='mean')
+
+
+def test_run_search_logit_threshold_is_on_the_logit_ensemble(tmp_path):
+    y, p = _oof(seed=3)
+    pred = _write(tmp_path / 'oof.csv', y, p)
+    saved = run_search(pred, str(tmp_path / 's.json'), average='logit')
+    assert saved['average'] == 'logit'
+    names = saved['members']
+    w = np.array([saved['weights'][n] for n in names])
+    ens = 1 / (1 + np.exp(-(_logit(p) @ w)))
+    thr = saved['threshold']
+    j = np.mean(ens[y == 1] >= thr) + np.mean(ens[y == 0] < thr)
+    st = saved['oof']
+    assert st['sensitivity'] + st['specificity'] == pytest.approx(j)
+    assert st['auroc'] == pytest.approx(roc_auc_score(y, ens))
+    assert read_weights_file(str(tmp_path / 's.json'), names)['average'] == 'logit'
+    assert run_search(pred, str(tmp_path / 'p.json'))['average'] == 'prob'
+
+
+def test_tool_average_option(tmp_path):
+    import importlib.util
+
+    from spinexr.testing.runs import REPO
+    spec = importlib.util.spec_from_file_location('search_ensemble',
+                                                  REPO / 'tools/search_ensemble.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    y, p = _oof(100)
+    pred = _write(tmp_path / 'oof.csv', y, p)
+    out = tmp_path / 'logit.json'
+    assert tool.main([pred, '--out', str(out), '--average', 'logit'])['average'] == 'logit'
+    assert json.loads(out.read_text())['average'] == 'logit'
