@@ -8,7 +8,8 @@ Steps (each is skipped when its output already exists, so an interrupted run con
    (data root, image size, schedule of the profile) and trained with ``tools/train.py`` into
    ``WORK/work_dirs/<name>``; the wall time goes to ``train_time.json``;
 4. :func:`spinexr.evaluation.compare.run_comparison_table` evaluates all models on the test split
-   and writes ``WORK/results/comparison.{md,csv,json}`` and ``per_class_ap.png``.
+   and writes ``WORK/results/comparison.{md,csv,json}``, ``per_class_ap.png`` and ``froc.png``
+   (FROC curves, all classes pooled).
 
 Profiles (:data:`PROFILES`): ``cpu-demo`` fits in 30 minutes on 2 CPU cores (small phantom, small
 images, a few hundred iterations, ResNet-18 backbones, narrower FPN and heads for the anchor-based

@@ -5,8 +5,10 @@ Each model is given by a config and a checkpoint (or a work dir holding both, as
 predictions are scored with :func:`spinexr.evaluation.det_summary.summarize_detections` (the same
 code as :class:`~spinexr.evaluation.metrics.VinDrDetMetric`), and the table gets:
 
-mAP@0.5 with a bootstrap 95% CI over studies, mAP@0.5:0.95, VOC-101 mAP, per-class AP@0.5, mean
-precision/recall at the operating score, parameters, GFLOPs at 640x640, measured inference images/s
+mAP@0.5 with a bootstrap 95% CI over studies, mAP@0.5:0.95, VOC-101 mAP, per-class AP@0.5, the
+FROC mean sensitivity with its study-bootstrap CI and the sensitivity at 1 false positive per image
+(:mod:`spinexr.evaluation.froc`; curves in ``froc.png``), mean precision/recall at the operating
+score, parameters, GFLOPs at 640x640, measured inference images/s
 (batch 1, on the machine that runs the comparison) and the training time from the work dir.
 
 Classifier rows (AUROC, sensitivity, specificity, F1) join through ``extra_rows`` of
@@ -29,11 +31,14 @@ import torch
 
 from ..utils.data_root import resolve_data_root
 from .coco_ap import ImageGT, ImagePred, load_coco_gt
-from .det_summary import class_key, summarize_detections
+from .det_summary import class_key, froc_matching, summarize_detections
+from .froc import FROC_FP_RATES, compact_curve, froc_curve, plot_froc
 
 #: Detection columns of the table, in order (per-class AP@0.5 columns follow ``voc101_mAP``).
 DET_COLUMNS = ('mAP_50', 'mAP_50_ci', 'mAP', 'voc101_mAP')
-#: Cost columns, after the per-class APs.
+#: FROC columns, after the per-class APs (mean sensitivity, its CI, sensitivity at 1 FP/image).
+FROC_COLUMNS = ('FROC_mean', 'FROC_mean_ci', 'FROC_fp_1')
+#: Cost columns, after the FROC columns.
 COST_COLUMNS = ('precision', 'recall', 'params_M', 'GFLOPs_640', 'images_per_s', 'train_time_min')
 #: Columns that classifier rows fill (the classification issue adds these rows).
 CLASSIFIER_COLUMNS = ('AUROC', 'sensitivity', 'specificity', 'F1')
@@ -287,7 +292,8 @@ def evaluate_model(spec: ModelSpec,
 
     Returns:
         dict: One table row (metrics are fractions; ``params_M``, ``GFLOPs_640``,
-        ``images_per_s``, ``train_time_min``, ``device``, ``notes``).
+        ``images_per_s``, ``train_time_min``, ``device``, ``notes``; the pooled FROC curve's
+        corners as ``froc_curve_fps`` / ``froc_curve_sens`` lists).
     """
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = _load_cfg(spec.config, data_root, ann_file)
@@ -301,6 +307,8 @@ def evaluate_model(spec: ModelSpec,
     row: Dict[str, object] = dict(model=spec.name)
     row.update(summarize_detections(gts, preds, names, score_thr=score_thr,
                                     n_bootstrap=n_bootstrap))
+    fps, sens = compact_curve(*froc_curve(froc_matching(gts, preds, len(names))))
+    row.update(froc_curve_fps=fps.tolist(), froc_curve_sens=sens.tolist())
     notes = [spec.notes] if spec.notes else []
     if count_flops:
         params_m, gflops, note = model_complexity(model, flops_size, device)
@@ -329,13 +337,15 @@ def _fmt(value: object, pct: bool = False) -> str:
 def table_columns(class_names: Sequence[str], with_classifier: bool = False) -> List[str]:
     """Column keys of the table in order."""
     cols = ['model', *DET_COLUMNS, *[f'AP50_{class_key(n)}' for n in class_names],
-            *COST_COLUMNS]
+            *FROC_COLUMNS, *COST_COLUMNS]
     if with_classifier:
         cols += list(CLASSIFIER_COLUMNS)
     return cols + ['notes']
 
 
-_PCT_PREFIXES = ('mAP', 'AP50_', 'voc101', 'precision', 'recall', *CLASSIFIER_COLUMNS)
+_PCT_PREFIXES = ('mAP', 'AP50_', 'voc101', 'FROC_', 'precision', 'recall', *CLASSIFIER_COLUMNS)
+#: Columns printed as text (the CI columns are ``low-high`` strings).
+_TEXT_COLUMNS = ('model', 'notes', 'mAP_50_ci', 'FROC_mean_ci')
 
 
 def write_comparison(rows: Sequence[Dict[str, object]],
@@ -343,7 +353,7 @@ def write_comparison(rows: Sequence[Dict[str, object]],
                      extra_rows: Sequence[Dict[str, object]] = (),
                      title: str = 'Detector comparison',
                      footnotes: Sequence[str] = ()) -> Dict[str, str]:
-    """Write the table as Markdown + CSV and the per-class AP bar chart.
+    """Write the table as Markdown + CSV, the per-class AP bar chart and the FROC curves.
 
     Args:
         rows (Sequence[dict]): Detector rows from :func:`evaluate_model`.
@@ -354,7 +364,8 @@ def write_comparison(rows: Sequence[Dict[str, object]],
         footnotes (Sequence[str]): Lines appended under the table.
 
     Returns:
-        dict[str, str]: Paths of ``markdown``, ``csv``, ``png`` and ``json``.
+        dict[str, str]: Paths of ``markdown``, ``csv``, ``png``, ``json`` and, when a row has
+        ``froc_curve_fps``/``froc_curve_sens`` (as :func:`evaluate_model` writes), ``froc_png``.
     """
     os.makedirs(out_dir, exist_ok=True)
     names = next((r['class_names'] for r in rows if 'class_names' in r), [])
@@ -362,12 +373,15 @@ def write_comparison(rows: Sequence[Dict[str, object]],
     cols = table_columns(names, with_cls)
     all_rows = [dict(r) for r in rows] + [dict(r) for r in extra_rows]
     for r in all_rows:
-        if 'mAP_50_ci_low' in r:
-            r['mAP_50_ci'] = (f'{_fmt(r["mAP_50_ci_low"], True)}-'
-                              f'{_fmt(r["mAP_50_ci_high"], True)}')
+        for key in ('mAP_50', 'FROC_mean'):
+            if f'{key}_ci_low' in r:
+                r[f'{key}_ci'] = (f'{_fmt(r[f"{key}_ci_low"], True)}-'
+                                  f'{_fmt(r[f"{key}_ci_high"], True)}')
     # CSV: raw numbers (fractions), every key in the rows
-    csv_keys = [c for c in cols if c != 'mAP_50_ci'] + ['mAP_50_ci_low', 'mAP_50_ci_high',
-                                                        'device', 'num_test_images']
+    froc_csv = [f'FROC_fp_{rate:g}' for rate in FROC_FP_RATES if rate != 1] + [
+        'FROC_mean_ci_low', 'FROC_mean_ci_high', 'FROC_fp_1_ci_low', 'FROC_fp_1_ci_high']
+    csv_keys = [c for c in cols if c not in ('mAP_50_ci', 'FROC_mean_ci')] + [
+        'mAP_50_ci_low', 'mAP_50_ci_high', *froc_csv, 'device', 'num_test_images']
     csv_path = osp.join(out_dir, 'comparison.csv')
     with open(csv_path, 'w', newline='') as f:
         w = csv.DictWriter(f, fieldnames=csv_keys, extrasaction='ignore')
@@ -377,7 +391,8 @@ def write_comparison(rows: Sequence[Dict[str, object]],
     header = {'mAP_50': 'mAP@0.5', 'mAP_50_ci': '95% CI', 'mAP': 'mAP@0.5:0.95',
               'voc101_mAP': 'VOC-101 mAP', 'params_M': 'params (M)', 'GFLOPs_640': 'GFLOPs@640',
               'images_per_s': 'img/s', 'train_time_min': 'train (min)',
-              'precision': 'P@thr', 'recall': 'R@thr'}
+              'precision': 'P@thr', 'recall': 'R@thr', 'FROC_mean': 'FROC mean',
+              'FROC_mean_ci': 'FROC 95% CI', 'FROC_fp_1': 'sens@1FP'}
     for n in names:
         header[f'AP50_{class_key(n)}'] = n
     md = [f'# {title}', '',
@@ -389,7 +404,7 @@ def write_comparison(rows: Sequence[Dict[str, object]],
             v = r.get(c)
             if c not in r:
                 cells.append('-')
-            elif c in ('model', 'notes', 'mAP_50_ci'):
+            elif c in _TEXT_COLUMNS:
                 cells.append(str(v) if v not in (None, '') else '')
             else:
                 cells.append(_fmt(v, pct=c.startswith(_PCT_PREFIXES)))
@@ -399,7 +414,12 @@ def write_comparison(rows: Sequence[Dict[str, object]],
            '101 recall points, 100 detections per image and class); VOC-101 mAP: the VinDr '
            'paper protocol (VOC matching, 101 recall points). 95% CI: percentile bootstrap over '
            'test studies (all views of a drawn study together). P/R@thr: mean over classes at '
-           'box score >= the operating threshold, IoU 0.5. GFLOPs for one 640x640 input. '
+           'box score >= the operating threshold, IoU 0.5. FROC mean: lesion sensitivity (%) '
+           'averaged over 0.125, 0.25, 0.5, 1, 2, 4, 8 false positives per image, all classes '
+           'pooled, false positives per image over all test images (normal ones included), a '
+           'hit = right class, IoU >= 0.5, one hit per lesion, every detection counted; its 95% '
+           'CI resamples test studies; sens@1FP: sensitivity at 1 false positive per image '
+           '(docs/comparison.md, FROC). GFLOPs for one 640x640 input. '
            'img/s: batch 1, model only (no data loading).']
     devices = sorted({str(r['device']) for r in rows if r.get('device')})
     if devices:
@@ -416,7 +436,14 @@ def write_comparison(rows: Sequence[Dict[str, object]],
         json.dump(all_rows, f, indent=1, default=float)
     png_path = osp.join(out_dir, 'per_class_ap.png')
     plot_per_class_ap(rows, names, png_path)
-    return dict(markdown=md_path, csv=csv_path, png=png_path, json=json_path)
+    paths = dict(markdown=md_path, csv=csv_path, png=png_path, json=json_path)
+    curves = {str(r['model']): (np.asarray(r['froc_curve_fps'], dtype=np.float64),
+                                np.asarray(r['froc_curve_sens'], dtype=np.float64))
+              for r in all_rows if 'froc_curve_fps' in r and 'froc_curve_sens' in r}
+    if curves:
+        paths['froc_png'] = plot_froc(curves, osp.join(out_dir, 'froc.png'),
+                                      title='FROC (all classes pooled, IoU 0.5)')
+    return paths
 
 
 def plot_per_class_ap(rows: Sequence[Dict[str, object]], class_names: Sequence[str],
@@ -469,5 +496,6 @@ def run_comparison_table(specs: Sequence[ModelSpec],
 __all__ = [
     'ModelSpec', 'find_checkpoint', 'find_config', 'spec_from_work_dir', 'training_time_s',
     'evaluate_model', 'model_complexity', 'write_comparison', 'plot_per_class_ap',
-    'run_comparison_table', 'DET_COLUMNS', 'COST_COLUMNS', 'CLASSIFIER_COLUMNS', 'ImageGT'
+    'run_comparison_table', 'DET_COLUMNS', 'FROC_COLUMNS', 'COST_COLUMNS', 'CLASSIFIER_COLUMNS',
+    'ImageGT'
 ]

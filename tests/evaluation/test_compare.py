@@ -69,6 +69,9 @@ def test_compare_tool_on_tiny_run(tiny_coco, tmp_path):
     assert rows[0]['mAP_50_ci_low'] <= rows[0]['mAP_50_ci_high']
     assert rows[0]['train_time_min'] is not None
     assert (out / 'per_class_ap.png').is_file() and (out / 'comparison.csv').is_file()
+    # FROC: keys with a study-bootstrap interval, the curve's corners and its PNG
+    assert rows[0]['FROC_mean_ci_low'] <= rows[0]['FROC_mean_ci_high']
+    assert rows[0]['froc_curve_fps'][0] == 0.0 and (out / 'froc.png').is_file()
     # parameters and GFLOPs of the same model at a small size
     model = build_detector(Config.fromfile(cfg_file), None)
     params_m, gflops, note = model_complexity(model, img_size=128)
@@ -90,3 +93,28 @@ def test_every_baseline_gets_a_flop_count(config):
     assert gflops is not None and gflops > 8.0, note
     if 'sparse' in config:
         assert 'matching' in note
+
+
+def test_write_comparison_froc_columns_and_curve(tmp_path):
+    """FROC mean with its study-bootstrap CI and sensitivity at 1 FP/image in the Markdown and
+    the CSV, and the FROC curve PNG beside the per-class AP chart."""
+    names = ['Osteophytes']
+    det = dict(model='det', class_names=names, mAP_50=0.5, AP50_Osteophytes=0.5,
+               FROC_mean=0.62, FROC_mean_ci_low=0.5, FROC_mean_ci_high=0.7, FROC_fp_1=0.6,
+               FROC_fp_1_ci_low=0.4, FROC_fp_1_ci_high=0.8,
+               **{f'FROC_fp_{r}': 0.1 * i for i, r in enumerate(
+                   ('0.125', '0.25', '0.5', '2', '4', '8'))},
+               froc_curve_fps=[0.0, 0.1, 0.9, 3.0], froc_curve_sens=[0.0, 0.3, 0.6, 0.7])
+    paths = write_comparison([det, dict(det, model='other', froc_curve_sens=[0, .1, .2, .9])],
+                             str(tmp_path))
+    md = open(paths['markdown']).read()
+    header = md.splitlines()[2]
+    assert '| FROC mean | FROC 95% CI | sens@1FP |' in header
+    assert '| 62.0 | 50.0-70.0 | 60.0 |' in md
+    assert 'false positives per image' in md  # the footnote states the rule
+    row = list(csv.DictReader(open(paths['csv'])))[0]
+    assert row['FROC_mean'] == '0.62' and row['FROC_mean_ci_low'] == '0.5'
+    assert row['FROC_fp_0.125'] == '0.0' and row['FROC_fp_8'] == '0.5'
+    assert 'froc_curve_fps' not in row
+    assert paths['froc_png'] == str(tmp_path / 'froc.png')
+    assert osp.getsize(paths['froc_png']) > 1000
