@@ -8,7 +8,8 @@ Examples:
     python tools/analysis_tools/compare.py \
         --models frcnn=configs/faster_rcnn/faster-rcnn_r50_fpn_12e_vindr-640.py:work_dirs/f/e12.pth
 
-Writes OUT_DIR/comparison.{md,csv,json} and OUT_DIR/per_class_ap.png (see docs/comparison.md).
+Writes OUT_DIR/comparison.{md,csv,json}, OUT_DIR/per_class_ap.png and OUT_DIR/froc.png (see
+docs/comparison.md).
 """
 import argparse
 import json
