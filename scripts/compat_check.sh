@@ -48,15 +48,18 @@ printf 'import site; site.addsitedir(%s)\n' "'$main_site'" >"$own_site/spinexr_p
 
 export PYTHONPATH="$root" YOLO_OFFLINE=1 MPLBACKEND=Agg
 log "1/3 versions and import"
-"$py" - <<'PY' || fail "import spinexr beside the newer packages"
-import importlib.metadata as md
-import sys
-import cv2, numpy, transformers  # noqa: E401
-import spinexr  # noqa: F401
+SPECS="$specs" "$py" - <<'PY' || fail "import spinexr beside the newer packages"
+import spinexr  # noqa: F401  (first, as a config's custom_imports does)
 import mmpretrain.models  # noqa: F401
+import importlib.metadata as md
+import os, re, sys  # noqa: E401
+import cv2, numpy, transformers  # noqa: E401
 from spinexr._compat import multimodal_breaks
-for mod in (cv2, numpy, transformers):  # the newer packages shadow the pinned ones
-    assert mod.__file__.startswith(sys.prefix), (mod.__name__, mod.__file__, sys.prefix)
+# what was installed into the throwaway venv shadows the pinned packages
+asked = {re.split('[<>=!~ ;\\[]', spec)[0].lower() for spec in os.environ['SPECS'].split()}
+for dist, mod in (('opencv-python', cv2), ('numpy', numpy), ('transformers', transformers)):
+    if dist in asked:
+        assert mod.__file__.startswith(sys.prefix), (mod.__name__, mod.__file__, sys.prefix)
 print('[compat] transformers', transformers.__version__, '| opencv', cv2.__version__,
       '| numpy', numpy.__version__, '| torch', md.version('torch'), '| mmpretrain',
       md.version('mmpretrain'), '| multimodal models skipped:',
