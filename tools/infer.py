@@ -7,7 +7,8 @@ Examples:
         --classifier configs/classifiers/ensemble_vindr-384.py ensemble.pth --fusion-threshold 0.4
 
 Outputs under --out: findings.json, findings.csv (boxes x1,y1,x2,y2 in ORIGINAL image pixels),
-failures.txt, overlays/<image_id>.png. Exit status 1 only if no input could be read.
+studies.csv (one row per study, also under "studies" in the JSON), failures.txt,
+overlays/<image_id>.png. Exit status 1 only if no input could be read.
 """
 import argparse
 import sys
@@ -25,6 +26,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--fusion-threshold', type=float, default=None,
                    help='decision fusion: below this abnormal probability keep only boxes with '
                    'score > 0.5 (choose it on validation data, never on test labels)')
+    p.add_argument('--study-rule', default='max', choices=['max', 'noisy_or', 'mean'],
+                   help="a study's abnormal probability from its views' (default: max)")
+    p.add_argument('--study-map', metavar='FILE',
+                   help='COCO json (images[].study_id) or CSV (study_id + image_id or path) '
+                   "giving each image's study; default: a DICOM's StudyInstanceUID, else the "
+                   'image alone')
     p.add_argument('--out', default='infer_out', help='output folder (default: infer_out)')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--workers', type=int, default=2, help='decoding processes (0: in-process)')
@@ -60,9 +67,10 @@ def main(argv=None) -> int:
         overlays=not args.no_overlays, resize_mode=args.resize_mode,
         fast_decode=not args.full_decode, overlay_size=args.overlay_size,
         progress=not args.no_progress,
-        cfg_options=args.cfg_options)
+        cfg_options=args.cfg_options, study_rule=args.study_rule, study_map=args.study_map)
     n_boxes = sum(len(r['findings']) for r in summary['images'])
-    print(f"{summary['num_images']} images, {n_boxes} findings in {summary['seconds']:.1f} s "
+    print(f"{summary['num_images']} images ({len(summary['studies'])} studies), {n_boxes} "
+          f"findings in {summary['seconds']:.1f} s "
           f"({summary['images_per_s']:.1f} images/s) -> {args.out}")
     if summary['failures']:
         print(f"{len(summary['failures'])} input(s) could not be read "

@@ -16,6 +16,8 @@ The pipeline, in order:
 4. Optionally an image classifier (mmpretrain model or ``WeightedEnsembleClassifier``) gives the
    abnormal probability, and decision fusion (:func:`spinexr.evaluation.fusion.gate_predictions`)
    keeps only boxes above 0.5 on images whose probability is below the fusion threshold.
+5. The images are grouped into studies and one row per study is written beside the image rows
+   (:mod:`spinexr.apis.inference_study`: which study, and how its views are aggregated).
 
 Coordinates: boxes are ``x1, y1, x2, y2`` in original-image pixels (x = column, y = row, origin at
 the top-left corner of the first stored pixel), clipped to the image.
@@ -269,7 +271,8 @@ def run_inference(inputs: Sequence[str], config: str, checkpoint: Optional[str],
                   workers: int = 2, device: str = 'cpu', score_thr: float = 0.05,
                   fp16: bool = False, overlays: bool = True, resize_mode: str = 'auto',
                   fast_decode: bool = True, overlay_size: int = 1024, progress: bool = True,
-                  cfg_options: Optional[dict] = None, detector=None) -> Dict[str, Any]:
+                  cfg_options: Optional[dict] = None, detector=None, study_rule: str = 'max',
+                  study_map: Optional[str] = None) -> Dict[str, Any]:
     """Run the whole pipeline: inputs -> decode (workers) -> batched models -> outputs.
 
     Args:
@@ -289,11 +292,25 @@ def run_inference(inputs: Sequence[str], config: str, checkpoint: Optional[str],
         progress (bool): tqdm progress bar.
         cfg_options (dict, optional): Detector config overrides.
         detector (tuple, optional): A prebuilt ``(model, spec, class_names)`` (benchmarks).
+        study_rule (str): How a study's abnormal probability comes from its views' (``'max'``,
+            ``'noisy_or'``, ``'mean'``; :mod:`spinexr.evaluation.study_level`).
+        study_map (str, optional): COCO json or CSV giving each ``image_id`` its ``study_id``
+            (:func:`spinexr.apis.inference_study.load_study_map`); ``.csv`` input lists with a
+            ``study_id`` column count too; else a DICOM's StudyInstanceUID, else the image.
 
     Returns:
-        dict: ``images`` (records), ``failures`` ``[(path, reason)]``, ``num_images``,
-        ``seconds`` (decode to outputs, models already built), ``images_per_s``, ``outputs``.
+        dict: ``images`` (records), ``studies`` (one row per study), ``failures``
+        ``[(path, reason)]``, ``num_images``, ``seconds`` (decode to outputs, models already
+        built), ``images_per_s``, ``outputs``.
     """
+    from .inference_study import (assign_study_ids, load_study_map, study_map_from_inputs,
+                                  study_records)
+    from spinexr.evaluation.study_level import RULES
+    if study_rule not in RULES:
+        raise ValueError(f'unknown study rule {study_rule!r}; choose from {RULES}')
+    studies_of = study_map_from_inputs(inputs)
+    if study_map:
+        studies_of.update(load_study_map(study_map))
     from tqdm import tqdm
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise RuntimeError('device cuda requested but torch sees no CUDA device')
@@ -345,12 +362,17 @@ def run_inference(inputs: Sequence[str], config: str, checkpoint: Optional[str],
         fut.result()
     if pool is not None:
         pool.shutdown()
+    assign_study_ids(records, studies_of)
+    studies = study_records(records, names, rule=study_rule)
     outputs = {}
     if out_dir:
         meta = dict(config=config, checkpoint=checkpoint, classifier=list(classifier or []) or None,
                     fusion_threshold=fusion_threshold, score_thr=score_thr, classes=list(names),
-                    box_format='xyxy, original image pixels')
-        outputs = write_findings(out_dir, records, failures, meta)
+                    box_format='xyxy, original image pixels', study_rule=study_rule,
+                    study_map=study_map)
+        outputs = write_findings(out_dir, records, failures, meta, studies=studies,
+                                 class_names=names)
     seconds = time.perf_counter() - start
-    return dict(images=records, failures=failures, num_images=len(records), seconds=seconds,
-                images_per_s=len(records) / seconds if seconds > 0 else 0.0, outputs=outputs)
+    return dict(images=records, studies=studies, failures=failures, num_images=len(records),
+                seconds=seconds, images_per_s=len(records) / seconds if seconds > 0 else 0.0,
+                outputs=outputs)

@@ -1,5 +1,5 @@
 """Files in and out for :mod:`spinexr.apis.inference`: input collection, decoding, findings
-JSON/CSV and overlays."""
+JSON/CSV (per image and, :mod:`spinexr.apis.inference_study`, per study) and overlays."""
 import csv
 import json
 import os
@@ -17,8 +17,8 @@ IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 #: Extensions read as lists of paths.
 LIST_EXTS = ('.txt', '.csv')
 #: Columns of ``findings.csv``.
-CSV_FIELDS = ('image_path', 'image_id', 'width', 'height', 'abnormal_prob', 'class_name', 'score',
-              'x1', 'y1', 'x2', 'y2')
+CSV_FIELDS = ('image_path', 'image_id', 'study_id', 'width', 'height', 'abnormal_prob',
+              'class_name', 'score', 'x1', 'y1', 'x2', 'y2')
 _NO_FINDING = 'No finding'
 
 
@@ -109,6 +109,13 @@ def read_image(path: str,
     Raises:
         ValueError: The file cannot be decoded (the message names it and the reason).
     """
+    image, orig_shape, _ = _decode(path, min_long_side)
+    return image, orig_shape
+
+
+def _decode(path: str, min_long_side: Optional[int] = None
+            ) -> Tuple[np.ndarray, Tuple[int, int], Optional[str]]:
+    """:func:`read_image` plus the DICOM's *StudyInstanceUID* (None for other files)."""
     ext = osp.splitext(path)[1].lower()
     is_dicom = ext in DICOM_EXTS
     if not is_dicom and ext not in IMAGE_EXTS:
@@ -120,7 +127,8 @@ def read_image(path: str,
             dimg = load_dicom(path, min_long_side=min_long_side)
         except DicomReadError as exc:
             raise ValueError(str(exc)) from None
-        return dimg.image, (dimg.orig_height, dimg.orig_width)
+        return (dimg.image, (dimg.orig_height, dimg.orig_width),
+                dimg.uids.get('StudyInstanceUID') or None)
     import cv2
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
@@ -133,15 +141,16 @@ def read_image(path: str,
         img = img[..., 0]
     elif img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(img), (int(img.shape[0]), int(img.shape[1]))
+    return np.ascontiguousarray(img), (int(img.shape[0]), int(img.shape[1])), None
 
 
 class ImageFileDataset(torch.utils.data.Dataset):
     """Decodes files for a ``DataLoader``; a failure is returned as a record, never raised.
 
     Each item is a dict: ``index``, ``path``, ``image`` (``uint8`` tensor ``(H, W)`` or
-    ``(H, W, 3)``, None on failure), ``orig_shape`` ``(h, w)``, ``error`` (str or None) and,
-    with ``resize_spec`` and ``keep_display``, ``display`` (the decoded image before resizing).
+    ``(H, W, 3)``, None on failure), ``orig_shape`` ``(h, w)``, ``error`` (str or None),
+    ``study_uid`` (a DICOM's *StudyInstanceUID*, else None) and, with ``resize_spec`` and
+    ``keep_display``, ``display`` (the decoded image before resizing).
 
     Args:
         paths (Sequence[str]): Files.
@@ -166,9 +175,10 @@ class ImageFileDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         path = self.paths[index]
-        item = dict(index=index, path=path, image=None, orig_shape=None, error=None)
+        item = dict(index=index, path=path, image=None, orig_shape=None, error=None,
+                    study_uid=None)
         try:
-            img, orig_shape = read_image(path, self.min_long_side)
+            img, orig_shape, item['study_uid'] = _decode(path, self.min_long_side)
             item['orig_shape'] = orig_shape
             if self.resize_spec is not None:
                 import cv2
@@ -234,32 +244,41 @@ def _record(item: Dict[str, Any], det: Dict[str, Any], class_names: Sequence[str
                              box=[round(float(v), 2) for v in box]))
     findings.sort(key=lambda f: -f['score'])
     prob = det.get('abnormal_prob')
+    # dicom_study_uid becomes study_id / study_id_source in inference_study.assign_study_ids
     return dict(image_path=str(item['path']), image_id=Path(item['path']).stem, width=int(w),
                 height=int(h), abnormal_prob=None if prob is None else round(prob, 5),
-                findings=findings)
+                findings=findings, dicom_study_uid=item.get('study_uid'))
 
 
 def write_findings(out_dir: str, records: Sequence[dict], failures: Sequence[Tuple[str, str]],
-                   meta: Optional[dict] = None) -> Dict[str, str]:
-    """Write ``findings.json``, ``findings.csv`` and ``failures.txt`` under ``out_dir``.
+                   meta: Optional[dict] = None, studies: Optional[Sequence[dict]] = None,
+                   class_names: Sequence[str] = ()) -> Dict[str, str]:
+    """Write ``findings.json``, ``findings.csv``, ``failures.txt`` (and ``studies.csv``).
 
     The CSV has one row per finding (:data:`CSV_FIELDS`) and one ``No finding`` row, without
-    score and box, for an image without any; the JSON holds the same per image plus ``meta``.
+    score and box, for an image without any; the JSON holds the same per image plus ``meta`` and,
+    with ``studies`` (:func:`spinexr.apis.inference_study.study_records`), one row per study
+    under ``studies``, also written to ``studies.csv``.
     """
+    from .inference_study import write_studies_csv
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: osp.join(out_dir, f) for k, f in (('json', 'findings.json'),
                                                   ('csv', 'findings.csv'),
                                                   ('failures', 'failures.txt'))}
     payload = dict(meta=meta or {}, images=list(records),
                    failures=[dict(path=p, error=e) for p, e in failures])
+    if studies is not None:
+        payload['studies'] = list(studies)
+        paths['studies'] = write_studies_csv(osp.join(out_dir, 'studies.csv'), studies,
+                                             class_names)
     with open(paths['json'], 'w', encoding='utf-8') as f:
         json.dump(payload, f, indent=1)
     with open(paths['csv'], 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
         writer.writerow(CSV_FIELDS)
         for rec in records:
-            head = [rec['image_path'], rec['image_id'], rec['width'], rec['height'],
-                    '' if rec['abnormal_prob'] is None else rec['abnormal_prob']]
+            head = [rec['image_path'], rec['image_id'], rec.get('study_id', ''), rec['width'],
+                    rec['height'], '' if rec['abnormal_prob'] is None else rec['abnormal_prob']]
             if not rec['findings']:
                 writer.writerow(head + [_NO_FINDING, '', '', '', '', ''])
             for fd in rec['findings']:

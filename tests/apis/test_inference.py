@@ -260,3 +260,74 @@ def test_any_mmdet_detector_matches_inference_detector(tmp_path):
         err = np.abs(ref_boxes - np.array(fd['box'])).max(axis=1)
         j = int(err.argmin())
         assert err[j] < 1.5 and abs(ref_scores[j] - fd['score']) < 0.01
+
+
+@pytest.mark.slow
+def test_study_rows_beside_image_rows(tmp_path):
+    """One study row per study: ids from a study map / a .csv list with study_id / the DICOM
+    StudyInstanceUID / the image alone; noisy-or of the views' probabilities; per class the
+    highest box score over the views."""
+    import importlib.util
+    folder, _, cfg_file, ckpt = _make_fixtures(tmp_path)
+    spec = importlib.util.spec_from_file_location('infer_tool', REPO / 'tools' / 'infer.py')
+    infer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(infer)
+    uid = '1.2.826.0.1.3680043.10.999.1'
+    for name, seed in (('d1', 2), ('d2', 4)):  # two views of one DICOM study
+        write_dicom(folder / f'{name}.dicom', _radiograph(150, 120, (30, 30, 90, 100), seed=seed)
+                    .astype(np.uint16) * 16, window=(2048, 4096), study_instance_uid=uid,
+                    transfer_syntax='ExplicitVRLittleEndian')
+    cv2.imwrite(str(folder / 'p3.png'), _radiograph(90, 90, (20, 20, 60, 70), seed=6))
+    lst = tmp_path / 'list.csv'  # a list with the converted dataset's study ids
+    lst.write_text('path,study_id\np2.png,S-png\n')
+    study_map = tmp_path / 'test.json'  # as the converter writes it (only what is read here)
+    study_map.write_text(json.dumps(dict(images=[
+        dict(id=0, file_name='test/p1.png', image_id='p1', study_id='S-png')])))
+    cls_cfg = tmp_path / 'cls.py'
+    cls_cfg.write_text(
+        f"_base_ = '{REPO}/configs/classifiers/resnet50_60e_vindr-384.py'\n"
+        "model = dict(backbone=dict(depth=18), head=dict(in_channels=512))\n"
+        "test_dataloader = dict(dataset=dict(pipeline=[\n"
+        "    dict(type='LoadImageFromFile', color_type='color'),\n"
+        "    dict(type='Resize', scale=(64, 64), keep_ratio=False),\n"
+        "    dict(type='PackInputs')]))\n")
+    from spinexr.apis.inference import build_classifier
+    clf, _ = build_classifier(str(cls_cfg), None)
+    cls_ckpt = tmp_path / 'cls.pth'
+    torch.save({'state_dict': clf.state_dict(), 'meta': {}}, cls_ckpt)
+    out = tmp_path / 'out'
+    assert infer.main([str(folder), str(lst), '--config', str(cfg_file), '--checkpoint',
+                       str(ckpt), '--workers', '0', '--score-thr', '0.05', '--no-progress',
+                       '--no-overlays', '--classifier', str(cls_cfg), str(cls_ckpt),
+                       '--study-rule', 'noisy_or', '--study-map', str(study_map),
+                       '--out', str(out)]) == 0
+    payload, rows = _read_outputs(out)
+    images = {r['image_id']: r for r in payload['images']}
+    assert sorted(images) == ['d1', 'd2', 'p1', 'p2', 'p3']
+    assert {k: (r['study_id'], r['study_id_source']) for k, r in images.items()} == {
+        'd1': (uid, 'dicom'), 'd2': (uid, 'dicom'), 'p1': ('S-png', 'map'),
+        'p2': ('S-png', 'map'), 'p3': ('p3', 'image')}
+    assert all(r['study_id'] == images[r['image_id']]['study_id'] for r in rows)
+    studies = {s['study_id']: s for s in payload['studies']}
+    assert sorted(studies) == sorted([uid, 'S-png', 'p3'])  # one row per study
+    classes = payload['meta']['classes']
+    n_boxes = 0
+    for sid, st in studies.items():
+        views = [r for r in payload['images'] if r['study_id'] == sid]
+        assert st['n_images'] == len(views) and st['image_ids'] == [r['image_id'] for r in views]
+        assert st['rule'] == 'noisy_or'
+        keep = np.prod([1 - r['abnormal_prob'] for r in views])
+        assert st['abnormal_prob'] == pytest.approx(1 - keep, abs=1e-5)
+        for c, name in enumerate(classes):
+            scores = [f['score'] for r in views for f in r['findings'] if f['class_id'] == c]
+            assert st['class_scores'][name] == pytest.approx(max(scores, default=0.0))
+            n_boxes += len(scores)
+    assert n_boxes > 0 and len(studies[uid]['image_ids']) == 2
+    with (out / 'studies.csv').open(newline='') as f:
+        table = {r['study_id']: r for r in csv.DictReader(f)}
+    assert sorted(table) == sorted(studies)
+    for sid, st in studies.items():
+        assert int(table[sid]['n_images']) == st['n_images']
+        assert float(table[sid]['abnormal_prob']) == st['abnormal_prob']
+        assert table[sid]['image_ids'].split(';') == st['image_ids']
+        assert all(float(table[sid][n]) == v for n, v in st['class_scores'].items())
