@@ -279,7 +279,7 @@ def run_inference(inputs: Sequence[str], config: str, checkpoint: Optional[str],
         inputs (Sequence[str]): Files, folders, ``.txt`` / ``.csv`` lists.
         config (str): Detector config. checkpoint (str): Its checkpoint (None: initial weights).
         out_dir (str, optional): Output folder (``findings.json``, ``findings.csv``,
-            ``failures.txt``, ``overlays/<image_id>.png``); None writes nothing.
+            ``studies.csv``, ``failures.txt``, ``overlays/<image_id>.png``); None writes nothing.
         classifier (Sequence[str], optional): ``(config, checkpoint)`` of an image classifier.
         fusion_threshold (float, optional): Decision fusion operating point (from validation).
         batch_size (int): Images per batch. workers (int): Decoding processes (0: in-process).
