@@ -177,6 +177,40 @@ def froc_summary(match: MatchResult,
     return out
 
 
+def _resampled_sensitivity(dets: Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                           npos_img: np.ndarray, weights: np.ndarray, rates: Sequence[float],
+                           block: int) -> np.ndarray:
+    """:func:`sensitivity_at` of :func:`weighted_froc_points` (pooled), walking the sorted
+    detections ``block`` at a time and stopping once every row exceeds ``max(rates)``."""
+    _, img, hit, ends = dets
+    weights = np.asarray(weights, dtype=np.float64)
+    rows = weights.shape[0]
+    n_img = np.maximum(weights.sum(axis=1), 1e-12)
+    npos = weights @ npos_img
+    limit = (max(rates) + 1e-9) * n_img
+    tp_run, fp_run = np.zeros(rows), np.zeros(rows)
+    tp_pts, fp_pts = [np.zeros((rows, 1))], [np.zeros((rows, 1))]
+    start = 0
+    while start < img.size:
+        # the step ends at the end of a tie group, so tied scores enter together
+        stop = int(ends[min(np.searchsorted(ends, start + block - 1), ends.size - 1)]) + 1
+        w = weights[:, img[start:stop]]
+        tp_cum = tp_run[:, None] + np.cumsum(w * hit[None, start:stop], axis=1)
+        fp_cum = fp_run[:, None] + np.cumsum(w * ~hit[None, start:stop], axis=1)
+        sel = ends[(ends >= start) & (ends < stop)] - start
+        tp_pts.append(tp_cum[:, sel])
+        fp_pts.append(fp_cum[:, sel])
+        tp_run, fp_run = tp_cum[:, -1], fp_cum[:, -1]
+        start = stop
+        if np.all(fp_run > limit):
+            break
+    with np.errstate(invalid='ignore', divide='ignore'):
+        fps = np.hstack(fp_pts) / n_img[:, None]
+        sens = np.hstack(tp_pts) / npos[:, None]
+    sens[npos <= 0] = np.nan
+    return sensitivity_at(fps, sens, rates)
+
+
 def bootstrap_froc_ci(match: MatchResult,
                       n_resamples: int = 1000,
                       ci: float = 0.95,
@@ -184,13 +218,17 @@ def bootstrap_froc_ci(match: MatchResult,
                       rates: Sequence[float] = FROC_FP_RATES,
                       iou_index: int = 0,
                       study_ids: Optional[Sequence[object]] = None,
+                      block: int = 2048,
                       max_elements: int = 10_000_000) -> dict:
     """Percentile study-bootstrap intervals of the pooled (``overall``) FROC.
 
     The resamples are :func:`~spinexr.evaluation.bootstrap.resample_weights` over the study
     clusters of ``study_ids`` (the draws of :func:`~spinexr.evaluation.bootstrap.bootstrap_map_ci`
     for the same seed and ids), applied to the one matching as image weights. A resample without
-    any lesion has no sensitivity: it is left out and counted in ``n_dropped``.
+    any lesion has no sensitivity: it is left out and counted in ``n_dropped``. The detections are
+    walked in score order ``block`` at a time, and the walk stops once every resample is past
+    ``max(rates)`` false positives per image: no later operating point can be chosen, so the
+    result is exact (a model's many low-score boxes cost nothing).
 
     Args:
         match (MatchResult): Matched detections (all of them: build it with a large ``max_dets``).
@@ -201,7 +239,8 @@ def bootstrap_froc_ci(match: MatchResult,
         iou_index (int): Index into ``match.iou_thrs``.
         study_ids (Sequence, optional): Study id per image in the match's image order (sorted
             ``img_id``); ``None`` or missing entries: those images are resampled alone (warned).
-        max_elements (int): Bound on ``resamples x detections`` per vectorised chunk (memory).
+        block (int): Detections per step of the walk (at least; a step ends after tied scores).
+        max_elements (int): Bound on ``resamples x block`` per vectorised chunk (memory).
 
     Returns:
         dict: ``mean_low``/``mean_high`` (interval of the mean sensitivity over ``rates``),
@@ -211,10 +250,11 @@ def bootstrap_froc_ci(match: MatchResult,
     """
     groups = study_groups(study_ids, match.num_images, what='bootstrap_froc_ci')
     weights = resample_weights(match.num_images, n_resamples, seed, groups)
-    n_det = sum(int((~ig[iou_index]).sum()) for ig in match.ignore)
-    step = max(1, min(n_resamples, max_elements // max(n_det, 1)))
+    dets = _sorted_detections(match, list(range(match.num_classes)), iou_index)
+    npos_img = match.npos.sum(axis=0).astype(np.float64)
+    step = max(1, min(n_resamples, max_elements // max(block, 1)))
     vals = np.concatenate([
-        sensitivity_at(*weighted_froc_points(match, weights[i:i + step], None, iou_index), rates)
+        _resampled_sensitivity(dets, npos_img, weights[i:i + step], rates, block)
         for i in range(0, n_resamples, step)
     ]) if n_resamples else np.zeros((0, len(rates)))
     means = vals.mean(axis=1)

@@ -105,8 +105,16 @@ def test_study_bootstrap_interval_of_the_froc_mean():
     # same seed, same interval; image resampling without study ids has 4 units
     again = bootstrap_froc_ci(match, n_resamples=200, seed=3, study_ids=studies)
     assert (again['mean_low'], again['mean_high']) == (boot['mean_low'], boot['mean_high'])
-    chunked = bootstrap_froc_ci(match, n_resamples=200, seed=3, study_ids=studies, max_elements=7)
+    chunked = bootstrap_froc_ci(match, n_resamples=200, seed=3, study_ids=studies, max_elements=7,
+                                block=1)
     np.testing.assert_array_equal(chunked['rate_high'], boot['rate_high'])
+    # the walk stops early once past the largest rate, with the same result
+    low_rates = bootstrap_froc_ci(match, n_resamples=200, seed=3, study_ids=studies, block=1,
+                                  rates=(0.125, 0.25))
+    lo, hi = np.quantile(froc_table(match, w, rates=(0.125, 0.25))[defined, 2, 1],
+                         [0.025, 0.975])
+    assert (low_rates['rate_low'][1], low_rates['rate_high'][1]) == (pytest.approx(lo),
+                                                                     pytest.approx(hi))
     assert bootstrap_froc_ci(match, n_resamples=50, seed=3)['n_units'] == 4
 
 
