@@ -307,8 +307,7 @@ def evaluate_model(spec: ModelSpec,
     row: Dict[str, object] = dict(model=spec.name)
     row.update(summarize_detections(gts, preds, names, score_thr=score_thr,
                                     n_bootstrap=n_bootstrap))
-    fps, sens = compact_curve(*froc_curve(froc_matching(gts, preds, len(names))))
-    row.update(froc_curve_fps=fps.tolist(), froc_curve_sens=sens.tolist())
+    row.update(froc_curve_fields(gts, preds, len(names)))
     notes = [spec.notes] if spec.notes else []
     if count_flops:
         params_m, gflops, note = model_complexity(model, flops_size, device)
@@ -323,6 +322,23 @@ def evaluate_model(spec: ModelSpec,
                device=device_description(device), num_test_images=len(gts),
                class_names=list(names), notes='; '.join(n for n in notes if n))
     return row
+
+
+def froc_curve_fields(gts: Sequence[ImageGT], preds: Sequence[ImagePred],
+                      num_classes: int) -> Dict[str, List[float]]:
+    """The pooled FROC curve's corners as row fields, for the ``froc.png`` of
+    :func:`write_comparison` (any row built from predictions, e.g. a fused ensemble, can add them).
+
+    Args:
+        gts (Sequence[ImageGT]): Ground truth of every evaluated image.
+        preds (Sequence[ImagePred]): Detections (all of them are matched, no ``max_dets`` cap).
+        num_classes (int): Number of classes.
+
+    Returns:
+        dict: ``froc_curve_fps`` and ``froc_curve_sens`` lists (:func:`froc.compact_curve`).
+    """
+    fps, sens = compact_curve(*froc_curve(froc_matching(gts, preds, num_classes)))
+    return dict(froc_curve_fps=fps.tolist(), froc_curve_sens=sens.tolist())
 
 
 def _fmt(value: object, pct: bool = False) -> str:
@@ -495,7 +511,7 @@ def run_comparison_table(specs: Sequence[ModelSpec],
 
 __all__ = [
     'ModelSpec', 'find_checkpoint', 'find_config', 'spec_from_work_dir', 'training_time_s',
-    'evaluate_model', 'model_complexity', 'write_comparison', 'plot_per_class_ap',
-    'run_comparison_table', 'DET_COLUMNS', 'FROC_COLUMNS', 'COST_COLUMNS', 'CLASSIFIER_COLUMNS',
-    'ImageGT'
+    'evaluate_model', 'froc_curve_fields', 'model_complexity', 'write_comparison',
+    'plot_per_class_ap', 'run_comparison_table', 'DET_COLUMNS', 'FROC_COLUMNS', 'COST_COLUMNS',
+    'CLASSIFIER_COLUMNS', 'ImageGT'
 ]

@@ -27,6 +27,11 @@ A, B, C = [0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]
 
 def _case():
     """4 images (2 normal), lesions: class 0 x2 (image 0), class 1 x1 (image 1)."""
+    return match_coco(*_case_inputs(), num_classes=2, max_dets=1000)
+
+
+def _case_inputs():
+    """Ground truth and detections of :func:`_case`."""
     gts = [_gt(0, [A, B], [0, 0]), _gt(1, [C], [1]), _gt(2, [], []), _gt(3, [], [])]
     preds = [
         _pred(0, [(A, 0.9, 0), ([1, 1, 11, 11], 0.8, 0),   # hit A, then a second box on A: FP
@@ -35,7 +40,7 @@ def _case():
         _pred(2, [([50, 50, 60, 60], 0.7, 0)]),            # FP on a normal image
         _pred(3, [([50, 50, 60, 60], 0.4, 1)]),            # FP on a normal image
     ]
-    return match_coco(gts, preds, num_classes=2, max_dets=1000)
+    return gts, preds
 
 
 def test_hand_computed_froc():
@@ -128,3 +133,11 @@ def test_compact_curve_keeps_the_steps():
     from spinexr.evaluation.froc import sensitivity_at
     np.testing.assert_allclose(sensitivity_at(cf[None], cs[None]), sensitivity_at(fps[None],
                                                                                   sens[None]))
+
+
+def test_comparison_row_curve_sees_every_detection():
+    """The table's curve fields: the hand case's corners, with no ``max_dets`` cut."""
+    from spinexr.evaluation.compare import froc_curve_fields
+    fields = froc_curve_fields(*_case_inputs(), num_classes=2)
+    np.testing.assert_allclose(fields['froc_curve_fps'], [0, 0, .5, .5, 1.0])
+    np.testing.assert_allclose(fields['froc_curve_sens'], [0, 1 / 3, 2 / 3, 1, 1])
