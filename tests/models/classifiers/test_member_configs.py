@@ -1,5 +1,6 @@
 """The member configs (and focal variants) build, train one step and predict at 64 px; every
-classifier config under ``configs/classifiers`` (ensembles included) builds its model and predicts."""
+classifier config under ``configs/classifiers`` (ensembles included) builds its model and
+predicts."""
 import glob
 import os.path as osp
 
