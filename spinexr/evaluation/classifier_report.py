@@ -122,14 +122,19 @@ def classifier_rows(predictions: Union[str, Mapping[str, object]],
                       study_ids=study_ids)
         row = dict(model=name, n_images=s['n_images'], n_abnormal=s['n_positive'],
                    threshold=thr[name])
-        if n_bootstrap > 0:
-            row['bootstrap_units'] = s['bootstrap_units']
-        for k in ROW_STATS:
-            row[k] = 100.0 * s[k]
-            row[f'{k}_ci'] = ((100.0 * s[f'{k}_ci_lower'], 100.0 * s[f'{k}_ci_upper'])
-                              if n_bootstrap > 0 else None)
-        rows.append(row)
+        rows.append(_with_stats(row, s, n_bootstrap))
     return rows
+
+
+def _with_stats(row: dict, summary: Mapping[str, float], n_bootstrap: int) -> dict:
+    """``row`` with :data:`ROW_STATS` in percent and their CIs from a ``summarize`` dict."""
+    if n_bootstrap > 0:
+        row['bootstrap_units'] = summary['bootstrap_units']
+    for k in ROW_STATS:
+        row[k] = 100.0 * summary[k]
+        row[f'{k}_ci'] = ((100.0 * summary[f'{k}_ci_lower'], 100.0 * summary[f'{k}_ci_upper'])
+                          if n_bootstrap > 0 else None)
+    return row
 
 
 def has_study_ids(predictions: Union[str, Mapping[str, object]]) -> bool:
@@ -205,13 +210,7 @@ def study_rows(predictions: Union[str, Mapping[str, object]],
         row = dict(model=name, level='study', rule=rule, n_studies=s['n_studies'],
                    n_images=s['n_images'], n_abnormal=s['n_positive'], threshold=thr[name],
                    threshold_source=source)
-        if n_bootstrap > 0:
-            row['bootstrap_units'] = s['bootstrap_units']
-        for k in ROW_STATS:
-            row[k] = 100.0 * s[k]
-            row[f'{k}_ci'] = ((100.0 * s[f'{k}_ci_lower'], 100.0 * s[f'{k}_ci_upper'])
-                              if n_bootstrap > 0 else None)
-        rows.append(row)
+        rows.append(_with_stats(row, s, n_bootstrap))
     return rows
 
 
