@@ -142,8 +142,10 @@ def test_recipe_trains_one_iteration(name, rare_root, tmp_path):
         assert (sampler.exponent, sampler.reduce, sampler.normal) == (0.5, 'max', 'class')
         rare = [i for i in range(len(dataset)) if RARE_LABEL in dataset.get_cat_ids(i)]
         assert rare == [0]
-        freq = 1 / NUM_TRAIN
-        assert math.isclose(sampler.probs[0] * sampler._image_weights().sum(), freq ** -0.5)
+        # weights 1/sqrt(f): the rare image (f = 1/N) against a normal one (f = #normal/N)
+        normal = [i for i in range(len(dataset)) if not dataset.get_cat_ids(i)]
+        assert normal
+        assert math.isclose(sampler.probs[0] / sampler.probs[normal[0]], math.sqrt(len(normal)))
         assert sampler.probs[0] == sampler.probs.max() > sampler.probs[1:].max()
     else:
         assert type(sampler).__name__ == 'DefaultSampler'
