@@ -257,12 +257,37 @@ class YOLO11Detector(BaseDetector):
             list[DetDataSample]: Samples with ``pred_instances`` (``bboxes`` xyxy, ``scores``,
             ``labels``).
         """
-        from ultralytics.utils.nms import non_max_suppression
-
         out = self.yolo(self._prepare_inputs(batch_inputs))
         decoded = out[0] if isinstance(out, tuple) else out
         if isinstance(decoded, dict):  # called in training mode: decode as the head does
             decoded = self.yolo.model[-1]._inference(decoded)
+        return self.postprocess(decoded, batch_data_samples, rescale=rescale)
+
+    def postprocess(self,
+                    decoded: Tensor,
+                    batch_data_samples: SampleList,
+                    rescale: bool = True) -> SampleList:
+        """NMS and box mapping of the Detect head's decoded output, always in float32.
+
+        The network (and its decoding) may run in half precision; everything after it runs in
+        float32, whatever the network's dtype: ``non_max_suppression`` separates classes by
+        adding ``class x 7680`` px to the boxes, and in float16 the spacing of numbers near
+        46,080 (class 6) is 32 px, so boxes of one class would be compared on a 32 px grid
+        and wrongly suppressed. The cast is made here rather than left to the type promotion
+        inside Ultralytics' NMS.
+
+        Args:
+            decoded (Tensor): (N, 4 + num_classes, A) xywh boxes and class scores in
+                batch-tensor pixels, any floating dtype.
+            batch_data_samples (list[DetDataSample]): As in :meth:`predict`.
+            rescale (bool): Map boxes to the original image. Defaults to True.
+
+        Returns:
+            list[DetDataSample]: Samples with float32 ``pred_instances``.
+        """
+        from ultralytics.utils.nms import non_max_suppression
+
+        decoded = decoded.float()  # explicit: NMS + box post-processing in float32
         cfg = self.test_cfg
         # max_time_img=inf: Ultralytics stops after 2 + max_time_img x batch seconds and returns
         # the rest of the batch with no boxes (only a log warning); no image may lose its
@@ -278,12 +303,12 @@ class YOLO11Detector(BaseDetector):
             max_time_img=math.inf)
         results = []
         for det, sample in zip(dets, batch_data_samples):
-            bboxes = det[:, :4].float()
+            bboxes = det[:, :4]
             if rescale:
                 bboxes = self.to_original(bboxes, sample.metainfo)
             inst = InstanceData()
             inst.bboxes = bboxes
-            inst.scores = det[:, 4].float()
+            inst.scores = det[:, 4]
             inst.labels = det[:, 5].long()
             results.append(inst)
         return self.add_pred_to_datasample(batch_data_samples, results)
