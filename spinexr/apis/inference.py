@@ -34,6 +34,7 @@ import torch
 from .inference_io import (CSV_FIELDS, IMAGE_EXTS, ImageFileDataset, _collate, _record,  # noqa: F401
                            _write_overlay, collect_inputs, draw_overlay, read_image,
                            write_findings)
+from .inference_precision import InferencePrecision
 from .inference_preprocess import (DICOM_EXTS, PreprocessSpec, boxes_to_network,  # noqa: F401
                                    interpolation_for, prepare_images, resize_on_device, to_chw)
 
@@ -139,7 +140,8 @@ def build_classifier(config: str, checkpoint: Optional[str], device: str = 'cpu'
     """Build an mmpretrain classifier (or ``WeightedEnsembleClassifier``) and load a checkpoint.
 
     The config's top-level ``data_preprocessor`` (mmpretrain's convention) is merged into the
-    model, so the model normalises as it was trained.
+    model, so the model normalises as it was trained. Built in float32; :class:`BatchInferencer`
+    puts it on the detector's device and precision (:class:`InferencePrecision`).
     """
     from mmengine.registry import DefaultScope
 
@@ -164,8 +166,11 @@ class BatchInferencer:
         class_names (Sequence[str]): Names by label.
         classifier (nn.Module, optional): From :func:`build_classifier`.
         cls_spec (PreprocessSpec, optional): The classifier's test-pipeline geometry.
-        device (str): Device of the models.
+        device (str): Device of the inputs (the detector's).
         fp16 (bool): Autocast to float16 on CUDA (a half YOLO11 model runs in half directly).
+            Device and precision are decided once, from the detector
+            (:meth:`InferencePrecision.of_detector`), and the classifier is moved and cast to
+            the same (``self.precision``).
         score_thr (float): Boxes at or below this score are dropped.
         fusion_threshold (float, optional): Decision fusion: on images whose abnormal probability
             is below it, only boxes with score > ``fusion_box_thr`` are kept (needs a classifier).
@@ -184,9 +189,10 @@ class BatchInferencer:
         self.classifier, self.cls_spec = classifier, cls_spec
         self.class_names = list(class_names)
         self.device = torch.device(device)
-        self.half = bool(getattr(detector, '_spinexr_half', False))
+        # one decision for both models: the detector's device and dtype, the classifier follows
+        self.precision = InferencePrecision.of_detector(detector, fp16=fp16)
+        self.precision.apply(classifier)
         self.channels_last = bool(getattr(detector, '_spinexr_channels_last', False))
-        self.autocast = fp16 and self.device.type == 'cuda'
         self.score_thr = float(score_thr)
         self.fusion_threshold = fusion_threshold
         self.fusion_box_thr = float(fusion_box_thr)
@@ -208,12 +214,6 @@ class BatchInferencer:
             sizes.append(max(spec.scale))
         return max(sizes) if sizes else None
 
-    def _autocast(self):
-        if self.autocast and not self.half:
-            return torch.autocast(device_type='cuda', dtype=torch.float16)
-        import contextlib
-        return contextlib.nullcontext()
-
     @torch.inference_mode()
     def detect(self, items: Sequence[Dict[str, Any]]) -> List[Dict[str, np.ndarray]]:
         """Boxes (original pixels), scores, labels per image, above ``score_thr``."""
@@ -221,10 +221,10 @@ class BatchInferencer:
         inputs, metas = prepare_images(items, self.det_spec, self.device, self.resize_mode)
         samples = [DetDataSample(metainfo=m) for m in metas]
         data = self.detector.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
-        x = data['inputs'].half() if self.half else data['inputs']
+        x = self.precision.inputs(data['inputs'])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with self.precision.autocast():
             results = self.detector.predict(x, data['data_samples'])
         out = []
         for res in results:
@@ -243,8 +243,9 @@ class BatchInferencer:
         from spinexr.evaluation.roc import positive_probability
         inputs, _ = prepare_images(items, self.cls_spec, self.device, self.resize_mode)
         data = self.classifier.data_preprocessor(dict(inputs=inputs), False)
-        with self._autocast():
-            samples = self.classifier(inputs=data['inputs'], mode='predict')
+        with self.precision.autocast():
+            samples = self.classifier(inputs=self.precision.inputs(data['inputs']),
+                                      mode='predict')
         return positive_probability(torch.stack([s.pred_score for s in samples]))
 
     def __call__(self, items: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
