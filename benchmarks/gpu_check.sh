@@ -33,6 +33,8 @@ steps=$out/steps.tsv
 : >"$log"
 : >"$steps"
 smoke=${GPU_CHECK_SMOKE:-0}
+# nothing may be downloaded (.gpu/run.sh sets these too)
+export YOLO_OFFLINE=1 YOLO_CONFIG_DIR=$work/ultralytics_cfg MPLBACKEND=Agg PYTHONUNBUFFERED=1
 
 # ------------------------------------------------------------------ sizes (the only mode switch)
 if [ "$smoke" = 1 ]; then
@@ -44,7 +46,6 @@ if [ "$smoke" = 1 ]; then
   infer_args=(--size n --imgsz 128 --batch 8 --workers 1 --device cpu)
   infer_min=32          # at least this many files: the phantom's PNGs, hard-linked again as needed
   infer_max=300 reserve_parity=300  # inference: at most infer_max s, leaving reserve_parity
-  export YOLO_OFFLINE=1 YOLO_CONFIG_DIR=$work/ultralytics_cfg MPLBACKEND=Agg PYTHONUNBUFFERED=1
   if [ -n "${PYTHON:-}" ]; then py=("$PYTHON")
   elif [ -x .venv/bin/python ]; then py=(.venv/bin/python)
   else py=(python3); fi
