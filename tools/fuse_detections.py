@@ -26,6 +26,7 @@ def main(argv=None) -> dict:
     parser.add_argument('config', help='ensemble config (configs/ensembles/)')
     parser.add_argument('--search', action='store_true',
                         help='search fusion parameters on the hold-out predictions')
+    parser.add_argument('--data-root', help="dataset root replacing the config's data_root")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. ensemble.params_file=P.json')
     args = parser.parse_args(argv)
@@ -33,9 +34,11 @@ def main(argv=None) -> dict:
     from mmdet.registry import TASK_UTILS
 
     from spinexr.apis import detector_ensemble as de
+    from spinexr.utils.data_root import resolve_data_root
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    resolve_data_root(cfg, args.data_root)  # every '{data_root}' path
     ens_cfg = cfg.ensemble.to_dict()
     if args.search:
         ens_cfg['params_file'] = None  # the search does not read an earlier result

@@ -34,14 +34,14 @@ ensemble = dict(
 # The search: study-grouped hold-out of train (never test), grids of weights per member and
 # thresholds; objective mAP@0.5 of spinexr.evaluation.det_summary.summarize_detections.
 search = dict(
-    ann_file=f'{data_root}/annotations/val_split.json',
+    ann_file='{data_root}/annotations/val_split.json',  # resolved by the tool (--data-root)
     split='train',
     out=f'{work_dir}/wbf_params.json',
     weight_levels=(1.0, 2.0, 3.0),
     iou_thrs=(0.4, 0.5, 0.55, 0.6, 0.7),
     skip_box_thrs=(0.0, 0.01, 0.05))
 
-test_ann_file = f'{data_root}/annotations/test.json'
+test_ann_file = '{data_root}/annotations/test.json'
 out_predictions = f'{work_dir}/fused_test.pkl'
 out_metrics = f'{work_dir}/fused_test_metrics.json'
 n_bootstrap = 1000

@@ -147,3 +147,18 @@ n_bootstrap = 20
     again = summarize_detections(gts, list(load_member(str(tmp / 'fused.pkl'), images).values()),
                                  names, voc101=False, froc=False)['mAP_50']
     assert again == pytest.approx(metrics['mAP_50'], abs=1e-6)
+
+
+def test_shipped_config_builds():
+    from mmdet.registry import TASK_UTILS
+    from mmengine.config import Config
+
+    from spinexr.testing.runs import REPO
+    from spinexr.utils.data_root import resolve_data_root
+    cfg = resolve_data_root(Config.fromfile(str(REPO / 'configs/ensembles/wbf_vindr-640.py')),
+                            '/moved')
+    ens = TASK_UTILS.build(cfg.ensemble)
+    assert isinstance(ens, DetectionEnsemble) and ens.method == 'wbf'
+    assert set(ens.pred_files('holdout')) == set(ens.pred_files('test')) == set(ens.names)
+    assert cfg.search.ann_file == '/moved/annotations/val_split.json'
+    assert cfg.search.split == 'train'
