@@ -93,7 +93,8 @@ def fuse_image(members: Sequence[Dets],
         method (str): One of :data:`METHODS`.
         weights (Sequence[float], optional): One positive weight per member (``None``: equal).
         iou_thr (float): IoU above which boxes of one class are clustered / suppressed.
-        skip_box_thr (float): Boxes with a score below this are ignored before fusing.
+        skip_box_thr (float): Boxes with a score below this are ignored before fusing (so are
+            boxes without area once clipped to the image).
         conf_type (str): WBF score rule, one of :data:`CONF_TYPES` (see the module docstring).
         sigma (float): Gaussian soft-NMS decay.
         soft_nms_thr (float): Soft-NMS drops boxes whose decayed score falls below this.
@@ -118,8 +119,11 @@ def fuse_image(members: Sequence[Dets],
     labels_l: List[np.ndarray] = []
     for b, s, lab in members:
         s = np.asarray(s, dtype=np.float64).reshape(-1)
-        keep = s >= skip_box_thr
-        boxes_l.append(normalise_boxes(b, width, height)[keep])
+        nb = normalise_boxes(b, width, height)
+        # boxes of no area inside the image are dropped here (ensemble_boxes would print a
+        # warning for each)
+        keep = (s >= skip_box_thr) & (nb[:, 2] > nb[:, 0]) & (nb[:, 3] > nb[:, 1])
+        boxes_l.append(nb[keep])
         scores_l.append(s[keep])
         labels_l.append(np.asarray(lab, dtype=np.int64).reshape(-1)[keep])
     empty = (np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64))

@@ -100,3 +100,11 @@ def test_concat_nms_reference_matches_hand_case():
     b, s, lab = concat_nms_reference([A, B], iou_thr=0.5)
     np.testing.assert_allclose(s, [0.9, 0.8])
     np.testing.assert_array_equal(lab, [2, 1])
+
+
+def test_boxes_without_area_in_the_image_are_dropped(capsys):
+    outside = (np.array([[210., 10., 260., 50.], [10., 10., 50., 50.]]), np.array([0.9, 0.5]),
+               np.array([0, 0]))
+    b, s, lab = fuse_image([outside], width=200, height=300, method='wbf')
+    np.testing.assert_allclose(b, [[10., 10., 50., 50.]], atol=1e-4)
+    assert 'zero area' not in capsys.readouterr().out  # ensemble_boxes never saw it
