@@ -282,3 +282,17 @@ def evaluate_fused(preds: Sequence[ImagePred], ann_file: str, n_bootstrap: int =
     gts, class_names = load_coco_gt(ann_file)
     return summarize_detections(gts, preds, class_names, n_bootstrap=n_bootstrap,
                                 bootstrap_seed=seed)
+
+
+def fused_row(preds: Sequence[ImagePred], ann_file: str, name: str, n_bootstrap: int = 1000,
+              notes: str = '', seed: int = 0) -> Dict[str, object]:
+    """A comparison-table row (``extra_rows`` of :func:`spinexr.evaluation.compare.
+    write_comparison`) for fused detections: the metrics of :func:`evaluate_fused`, the FROC
+    curve fields, ``model``, ``notes`` and ``num_test_images``."""
+    from spinexr.evaluation.compare import froc_curve_fields
+    gts, class_names = load_coco_gt(ann_file)
+    row: Dict[str, object] = dict(model=name)
+    row.update(evaluate_fused(preds, ann_file, n_bootstrap=n_bootstrap, seed=seed))
+    row.update(froc_curve_fields(gts, preds, len(class_names)))
+    row.update(notes=notes, num_test_images=len(gts), class_names=list(class_names))
+    return row

