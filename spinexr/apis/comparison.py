@@ -9,7 +9,10 @@ Steps (each is skipped when its output already exists, so an interrupted run con
    ``WORK/work_dirs/<name>``; the wall time goes to ``train_time.json``;
 4. :func:`spinexr.evaluation.compare.run_comparison_table` evaluates all models on the test split
    and writes ``WORK/results/comparison.{md,csv,json}``, ``per_class_ap.png`` and ``froc.png``
-   (FROC curves, all classes pooled).
+   (FROC curves, all classes pooled), with a row of the detectors' boxes fused by WBF
+   (:func:`spinexr.apis.detector_ensemble.fused_row_from_members`: equal weights, fixed
+   thresholds, since every detector here trained on the whole train split and no hold-out is
+   searched; ``tools/fuse_detections.py`` does the searched version).
 
 Profiles (:data:`PROFILES`): ``cpu-demo`` fits in 30 minutes on 2 CPU cores (small phantom, small
 images, a few hundred iterations, ResNet-18 backbones, narrower FPN and heads for the anchor-based
@@ -409,7 +412,8 @@ def run_main_job(work_dir: str = 'work_dirs/comparison',
                     'estimates of the detectors\' accuracy (see docs/comparison.md).')
     _, paths = run_comparison_table(specs, osp.join(work_dir, 'results'), data_root=data_root,
                                     n_bootstrap=int(prof['n_bootstrap']), footnotes=foot,
-                                    extra_rows=extra_rows)
+                                    extra_rows=extra_rows,
+                                    ensemble=dict(method='wbf') if len(specs) >= 2 else None)
     total = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     self_usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -296,3 +296,22 @@ def fused_row(preds: Sequence[ImagePred], ann_file: str, name: str, n_bootstrap:
     row.update(froc_curve_fields(gts, preds, len(class_names)))
     row.update(notes=notes, num_test_images=len(gts), class_names=list(class_names))
     return row
+
+
+def fused_row_from_members(preds_by_member: Dict[str, Sequence[ImagePred]], ann_file: str,
+                           n_bootstrap: int = 1000, method: str = 'wbf', iou_thr: float = 0.55,
+                           skip_box_thr: float = 0.0, conf_type: str = 'avg',
+                           name: Optional[str] = None) -> Dict[str, object]:
+    """Fuse members' in-memory detections with equal weights and fixed thresholds (nothing is
+    chosen on the evaluated split) and return the table row (:func:`fused_row`); the main job's
+    ensemble row, whose detectors all trained on the whole train split (no hold-out to search on).
+    """
+    images = read_images(ann_file)
+    members = [{p.img_id: p for p in preds} for preds in preds_by_member.values()]
+    fused = fuse_members(members, images, method=method, weights=None, iou_thr=iou_thr,
+                         skip_box_thr=skip_box_thr, conf_type=conf_type)
+    name = name or f'{method.upper()} ensemble ({", ".join(preds_by_member)})'
+    notes = (f'{method} of the rows above, equal weights, iou_thr {iou_thr:g}, skip_box_thr '
+             f'{skip_box_thr:g}, conf_type {conf_type} (fixed, not searched: nothing chosen on '
+             'test)')
+    return fused_row(fused, ann_file, name, n_bootstrap=n_bootstrap, notes=notes)

@@ -277,7 +277,8 @@ def evaluate_model(spec: ModelSpec,
                    n_bootstrap: int = 1000,
                    score_thr: float = 0.5,
                    flops_size: int = 640,
-                   count_flops: bool = True) -> Dict[str, object]:
+                   count_flops: bool = True,
+                   preds_out: Optional[Dict[str, list]] = None) -> Dict[str, object]:
     """Evaluate one model on the test split.
 
     Args:
@@ -289,6 +290,8 @@ def evaluate_model(spec: ModelSpec,
         score_thr (float): Operating score of precision/recall.
         flops_size (int): Square input size of the complexity count.
         count_flops (bool): Count GFLOPs (takes a few seconds per model on CPU).
+        preds_out (dict, optional): If given, ``preds_out[spec.name]`` receives the detections
+            (``list[ImagePred]``), e.g. for a fused ensemble row.
 
     Returns:
         dict: One table row (metrics are fractions; ``params_M``, ``GFLOPs_640``,
@@ -302,6 +305,8 @@ def evaluate_model(spec: ModelSpec,
     gts, names = load_coco_gt(gt_file)
     model = build_detector(cfg, spec.checkpoint, device)
     preds, ips = predict_split(model, cfg, device)
+    if preds_out is not None:
+        preds_out[spec.name] = preds
     seen = {p.img_id for p in preds}
     gts = [g for g in gts if g.img_id in seen]
     row: Dict[str, object] = dict(model=spec.name)
@@ -495,16 +500,32 @@ def run_comparison_table(specs: Sequence[ModelSpec],
                          score_thr: float = 0.5,
                          count_flops: bool = True,
                          extra_rows: Sequence[Dict[str, object]] = (),
-                         footnotes: Sequence[str] = ()) -> Tuple[List[dict], Dict[str, str]]:
+                         footnotes: Sequence[str] = (),
+                         ensemble: Optional[Dict[str, object]] = None
+                         ) -> Tuple[List[dict], Dict[str, str]]:
     """Evaluate every model on the same split and write the table.
+
+    With ``ensemble`` (keyword arguments of
+    :func:`spinexr.apis.detector_ensemble.fused_row_from_members`, e.g. ``dict(method='wbf')``)
+    and at least two models, a row of their fused detections (equal weights, fixed thresholds)
+    follows the detector rows.
 
     Returns:
         tuple[list[dict], dict[str, str]]: The detector rows and the written file paths.
     """
+    preds: Dict[str, list] = {}
     rows = [
         evaluate_model(s, data_root, ann_file, device=device, n_bootstrap=n_bootstrap,
-                       score_thr=score_thr, count_flops=count_flops) for s in specs
+                       score_thr=score_thr, count_flops=count_flops, preds_out=preds)
+        for s in specs
     ]
+    if ensemble is not None and len(preds) >= 2:
+        from spinexr.apis.detector_ensemble import fused_row_from_members
+        cfg = _load_cfg(specs[0].config, data_root, ann_file)
+        root = cfg.test_dataloader.dataset.get('data_root', '') or ''
+        gt_file = ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
+        fused = fused_row_from_members(preds, gt_file, n_bootstrap=n_bootstrap, **ensemble)
+        rows.append(dict(fused, device=rows[0].get('device')))
     paths = write_comparison(rows, out_dir, extra_rows=extra_rows, footnotes=footnotes)
     return rows, paths
 

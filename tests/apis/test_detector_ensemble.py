@@ -175,3 +175,49 @@ def test_fused_row_goes_into_the_comparison_table(splits):
     paths = write_comparison([], str(tmp / 'table'), extra_rows=[row])
     text = Path(paths['markdown']).read_text()
     assert 'WBF(good, bad)' in text and f'{100 * row["mAP_50"]:.1f}' in text
+
+
+def test_fused_row_from_members_equals_file_fusion(splits):
+    from spinexr.apis.detector_ensemble import fused_row_from_members
+    tmp, hold, test, preds = splits
+    images = read_images(test)
+    by_member = {k: list(load_member(preds[k, 'test'], images).values()) for k in ('good', 'bad')}
+    row = fused_row_from_members(by_member, test, n_bootstrap=0)
+    ens = DetectionEnsemble(members=[dict(name='good'), dict(name='bad')])
+    fused = ens.fuse({'good': preds['good', 'test'], 'bad': preds['bad', 'test']}, test)
+    gts, names = load_coco_gt(test)
+    assert row['mAP_50'] == pytest.approx(
+        summarize_detections(gts, fused, names, froc=False)['mAP_50'])
+    assert row['model'] == 'WBF ensemble (good, bad)' and 'not searched' in row['notes']
+
+
+@pytest.mark.slow
+def test_comparison_table_gets_the_fused_row(tiny_coco, tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS
+
+    from spinexr.apis.comparison import ModelEntry, derive_config
+    from spinexr.evaluation.compare import ModelSpec, find_checkpoint, run_comparison_table
+    entry = ModelEntry('retina', 'configs/retinanet/retinanet_r50_fpn_12e_vindr-640.py',
+                       demo_options={'model.backbone.depth': 18,
+                                     'model.neck.in_channels': [64, 128, 256, 512]})
+    cfg_file = derive_config(entry, dict(img_size=128, iters=2, batch_size=2, demo=True,
+                                         workers=0), str(tiny_coco), str(tmp_path / 'r.py'))
+    cfg = Config.fromfile(cfg_file)
+    cfg.model.test_cfg.score_thr = 0.0  # an untrained detector still outputs boxes
+    cfg.model.test_cfg.max_per_img = 20
+    cfg.dump(cfg_file)
+    cfg.work_dir = str(tmp_path / 'work')
+    RUNNERS.build(cfg).train()
+    ckpt = find_checkpoint(cfg.work_dir)
+    # the same detector twice: WBF of two identical members (equal weights) is that member
+    specs = [ModelSpec(name=n, config=cfg_file, checkpoint=ckpt) for n in ('a', 'b')]
+    rows, paths = run_comparison_table(specs, str(tmp_path / 'table'), data_root=str(tiny_coco),
+                                       n_bootstrap=20, count_flops=False,
+                                       ensemble=dict(method='wbf'))
+    assert [r['model'] for r in rows] == ['a', 'b', 'WBF ensemble (a, b)']
+    assert rows[2]['mAP_50'] == pytest.approx(rows[0]['mAP_50'], abs=1e-3)
+    assert rows[2]['FROC_mean'] == pytest.approx(rows[0]['FROC_mean'], abs=1e-3)
+    assert rows[0]['froc_curve_fps'][-1] > 1  # the member did output boxes
+    assert rows[2]['froc_curve_fps'][-1] == pytest.approx(rows[0]['froc_curve_fps'][-1])
+    assert 'WBF ensemble (a, b)' in open(paths['markdown']).read()
