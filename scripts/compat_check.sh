@@ -74,6 +74,9 @@ from mmengine.registry import MODELS, DefaultScope
 paths = sorted(p for p in glob.glob('configs/**/*.py', recursive=True) if '/_base_/' not in p)
 for path in paths:
     cfg = Config.fromfile(path)  # imports spinexr first (custom_imports), as tools/train.py does
+    if 'model' not in cfg:  # e.g. configs/ensembles: fuses saved predictions, builds no model
+        print(f'[compat]   {path}: loaded (no model: a prediction-only config)', flush=True)
+        continue
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)  # mmdet's / mmpretrain's registry, by the config's scope
     print(f'[compat]   {path}: {type(model).__name__} ({cfg.default_scope}), '
