@@ -169,14 +169,25 @@ def run_ultralytics(args, data: Path, work: Path, accumulate: int, close_mosaic:
 
 
 # --------------------------------------------------------------------------- adapter
-def run_adapter(args, data: Path, work: Path, accumulate: int, close_mosaic: int) -> dict:
+def adapter_config(args, data: Path, work: Path, accumulate: int, close_mosaic: int):
+    """Build the adapter's config: the shipped YOLO11 recipe with the benchmark's sizes.
+
+    Args:
+        args (argparse.Namespace): parsed benchmark arguments (size, weights, imgsz, batch,
+            workers, multi_scale, epochs, warmup_epochs, amp, seed).
+        data (Path): converted-layout data root (train/ test/ annotations/).
+        work (Path): work folder; the runner writes under ``work / 'adapter'``.
+        accumulate (int): gradient accumulation steps.
+        close_mosaic (int): epochs trained without mosaic at the end.
+
+    Returns:
+        mmengine.config.Config: the config ``SpinexrRunner.from_cfg`` builds.
+    """
     from mmengine.config import Config
-    from mmengine.hooks import Hook
 
     import spinexr.engine  # noqa: F401
     import spinexr.models  # noqa: F401
     from spinexr.apis.comparison import scale_pipeline_sizes
-    from spinexr.engine import SpinexrRunner
 
     cfg = Config.fromfile(str(REPO / 'configs/yolo11/yolo11l_35e_vindr-640.py'))
     size = args.imgsz
@@ -218,6 +229,15 @@ def run_adapter(args, data: Path, work: Path, accumulate: int, close_mosaic: int
     cfg.default_hooks.logger.interval = 10
     cfg.randomness = dict(seed=args.seed)
     cfg.work_dir = str(work / 'adapter')
+    return cfg
+
+
+def run_adapter(args, data: Path, work: Path, accumulate: int, close_mosaic: int) -> dict:
+    from mmengine.hooks import Hook
+
+    from spinexr.engine import SpinexrRunner
+
+    cfg = adapter_config(args, data, work, accumulate, close_mosaic)
     if args.device != 'cpu':
         os.environ.setdefault('CUDA_VISIBLE_DEVICES', args.device)
 
