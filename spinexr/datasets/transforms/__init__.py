@@ -1,2 +1,3 @@
 from .copy_paste import BoxCopyPaste  # noqa: F401
+from .hsv import UltralyticsHSVRandomAug  # noqa: F401
 from .loading import LoadDicomFromFile  # noqa: F401
