@@ -82,12 +82,22 @@ def trust_checkpoints(cfg: Config) -> Config:
     return cfg
 
 
+#: The AMP variant of each optimizer wrapper ``--amp`` can switch (an AMP wrapper stays).
+_AMP_WRAPPERS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'AmpOptimWrapper': 'AmpOptimWrapper',
+    'YOLOOptimWrapper': 'YOLOAmpOptimWrapper',
+    'YOLOAmpOptimWrapper': 'YOLOAmpOptimWrapper',
+}
+
+
 def apply_train_args(cfg: Config, amp: bool = False, resume: Optional[str] = None) -> Config:
     """Switch on AMP and resuming as ``tools/train.py --amp --resume [CKPT]`` asks.
 
     Args:
         cfg (Config): The loaded config.
-        amp (bool): Use ``AmpOptimWrapper`` with dynamic loss scaling.
+        amp (bool): Use ``AmpOptimWrapper`` (``YOLOAmpOptimWrapper`` for a ``YOLOOptimWrapper``)
+            with dynamic loss scaling.
         resume (str, optional): ``'auto'`` resumes from the latest checkpoint of the work dir, a
             path resumes from that checkpoint, ``None`` does not resume.
 
@@ -95,12 +105,11 @@ def apply_train_args(cfg: Config, amp: bool = False, resume: Optional[str] = Non
         Config: The same config, changed in place.
     """
     if amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            pass
-        elif cfg.optim_wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
-            raise ValueError('--amp works with optim_wrapper type OptimWrapper, '
-                             f'not {cfg.optim_wrapper.type}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if kind not in _AMP_WRAPPERS:
+            raise ValueError(f'--amp works with optim_wrapper types {sorted(_AMP_WRAPPERS)}, '
+                             f'not {kind}')
+        cfg.optim_wrapper.type = _AMP_WRAPPERS[kind]
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if resume == 'auto':
         cfg.resume = True

@@ -9,8 +9,9 @@ model = dict(
     # dict(type='bce') = Ultralytics' BCE; dict(type='focal', gamma=2.0, alpha=0.25) = focal.
     cls_loss=dict(type='bce'),
     tal_topk=10,
-    # Loss x batch size x world size, as Ultralytics; loss_gain undoes mmengine's division of the
-    # loss by accumulative_counts (keep both equal).
+    # Loss x batch size x world size, as Ultralytics. With YOLOOptimWrapper the accumulated
+    # gradients are summed as in Ultralytics, so loss_gain stays 1 (with mmengine's OptimWrapper,
+    # which divides the loss by accumulative_counts, set loss_gain = accumulative_counts).
     ultralytics_loss_scale=True,
     loss_gain=1.0,
     # Ultralytics' validator: conf 0.001, multi-label NMS, 300 detections; IoU 0.65 (the recipe).

@@ -131,9 +131,7 @@ class ResumeStateHook(Hook):
                 name: None if m._input_size is None else [int(v) for v in m._input_size]
                 for name, m in _model(runner).named_modules() if hasattr(m, '_input_size')
             })
-        wrapper = runner.optim_wrapper
-        if (not isinstance(wrapper, OptimWrapper)
-                or wrapper._inner_count % wrapper._accumulative_counts == 0):
+        if not _has_pending_gradients(runner.optim_wrapper):
             state['pending_grads'] = None
         else:
             state['pending_grads'] = {
@@ -187,3 +185,13 @@ class ResumeStateHook(Hook):
             runner.logger.info(
                 f'Restored the gradients of the unfinished accumulation window ({len(grads)} '
                 'tensors): the warning that they are lost does not apply')
+
+
+def _has_pending_gradients(wrapper) -> bool:
+    """Whether back-propagated gradients wait for an optimizer step (an open window)."""
+    if not isinstance(wrapper, OptimWrapper):
+        return False
+    pending = getattr(wrapper, 'has_pending_gradients', None)
+    if callable(pending):  # spinexr's YOLO wrappers (Ultralytics' rule)
+        return bool(pending())
+    return wrapper._inner_count % wrapper._accumulative_counts != 0

@@ -23,8 +23,12 @@ class YOLOParamSchedulerHook(Hook):
     Use it instead of mmengine param schedulers (``param_scheduler = None``). lr and momentum are
     functions of ``runner.iter`` and ``runner.epoch`` and of the initial values, which are stored in
     the parameter groups (and so in the checkpoint), so ``--resume`` continues the schedule.
-    Not reproduced: Ultralytics also ramps its gradient accumulation from 1 to ``nbs / batch``
-    during warm-up; mmengine's ``accumulative_counts`` is fixed.
+
+    Gradient accumulation: with :class:`~spinexr.engine.optim.YOLOOptimWrapper` (or its AMP
+    variant) the hook also ramps the accumulation count during the warm-up, from 1 to the
+    wrapper's nominal ``accumulative_counts``, as Ultralytics does
+    (:meth:`~spinexr.engine.optim.YOLOAccumulationMixin.ramp_accumulation`). With mmengine's own
+    wrappers the count stays fixed.
 
     Args:
         lrf (float): Final lr as a fraction of the initial lr. Defaults to 0.01.
@@ -32,6 +36,8 @@ class YOLOParamSchedulerHook(Hook):
         warmup_epochs (float): Warm-up epochs. Defaults to 3.0.
         warmup_momentum (float): Momentum at the start of warm-up. Defaults to 0.8.
         warmup_bias_lr (float): Bias lr at the start of warm-up. Defaults to 0.1.
+        accumulation_ramp (bool): Ramp the accumulation count of a wrapper that supports it
+            during the warm-up (Ultralytics' behaviour). Defaults to True.
     """
 
     # before RuntimeInfoHook (VERY_HIGH), so the logged lr is the one used in the iteration
@@ -42,12 +48,14 @@ class YOLOParamSchedulerHook(Hook):
                  cos_lr: bool = True,
                  warmup_epochs: float = 3.0,
                  warmup_momentum: float = 0.8,
-                 warmup_bias_lr: float = 0.1) -> None:
+                 warmup_bias_lr: float = 0.1,
+                 accumulation_ramp: bool = True) -> None:
         self.lrf = float(lrf)
         self.cos_lr = bool(cos_lr)
         self.warmup_epochs = float(warmup_epochs)
         self.warmup_momentum = float(warmup_momentum)
         self.warmup_bias_lr = float(warmup_bias_lr)
+        self.accumulation_ramp = bool(accumulation_ramp)
         self._initial = None
 
     def lf(self, epoch: int, max_epochs: int) -> float:
@@ -83,6 +91,9 @@ class YOLOParamSchedulerHook(Hook):
         nb = len(runner.train_dataloader)
         nw = round(min(self.warmup_epochs, max(max_epochs - 1, 0)) * nb)
         ni, epoch = runner.iter, runner.epoch
+        ramp = getattr(runner.optim_wrapper, 'ramp_accumulation', None)
+        if self.accumulation_ramp and callable(ramp):
+            ramp(ni, nw)
         factor = self.lf(epoch, max_epochs)
         for group, (lr0, momentum) in zip(runner.optim_wrapper.optimizer.param_groups,
                                           self._initial):

@@ -1,4 +1,8 @@
-"""Optimizer constructors for the mmengine Runner (registered into mmdet's registries)."""
+"""Optimizer constructors and wrappers for the mmengine Runner (registered into mmdet's registries)."""
 from .yolo_constructor import YOLOOptimWrapperConstructor, yolo_param_groups
+from .yolo_wrapper import YOLOAccumulationMixin, YOLOAmpOptimWrapper, YOLOOptimWrapper
 
-__all__ = ['YOLOOptimWrapperConstructor', 'yolo_param_groups']
+__all__ = [
+    'YOLOOptimWrapperConstructor', 'yolo_param_groups', 'YOLOAccumulationMixin',
+    'YOLOAmpOptimWrapper', 'YOLOOptimWrapper'
+]

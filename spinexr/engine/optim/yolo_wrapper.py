@@ -1,0 +1,163 @@
+"""Ultralytics' gradient accumulation for mmengine's optimizer wrappers.
+
+Ultralytics' trainer accumulates differently from mmengine's :class:`~mmengine.optim.OptimWrapper`:
+
+* it **sums** the gradients of the accumulated iterations (the loss is not divided by the
+  accumulation count; mmengine divides it);
+* it steps when ``ni - last_opt_step >= accumulate`` (``ni`` the global iteration), so a window may
+  span an epoch end and an incomplete window at the end of training is not stepped (mmengine steps
+  every ``accumulative_counts`` iterations counted from 0 and forces a step at the last one);
+* during warm-up ``accumulate`` grows from 1 to its nominal value (``nbs / batch``):
+  ``max(1, round(interp(ni, [0, nw], [1, nominal])))``.
+
+:class:`YOLOOptimWrapper` and :class:`YOLOAmpOptimWrapper` (``tools/train.py --amp`` turns the first
+into the second) do all three. The ramp is driven by
+:class:`~spinexr.engine.hooks.YOLOParamSchedulerHook`, which knows the warm-up length and calls
+:meth:`YOLOAccumulationMixin.ramp_accumulation` every iteration, as Ultralytics sets lr, momentum and
+``accumulate`` in the same place. The iteration of the last step is saved with the optimizer state,
+so ``--resume`` continues an open window (its gradients are restored by
+:class:`~spinexr.engine.hooks.ResumeStateHook`).
+
+Because the gradients are summed, the YOLO11 detector needs no ``loss_gain`` to undo mmengine's
+division (``loss_gain=1``); with a plain ``OptimWrapper`` and ``accumulative_counts > 1`` the loss
+would be divided and lr 0.01 would not mean what it means in Ultralytics.
+"""
+from typing import Optional
+
+import numpy as np
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from torch import Tensor, nn
+
+from mmdet.registry import OPTIM_WRAPPERS
+
+#: Key of the accumulation state inside the optimizer wrapper's state dict.
+STATE_KEY = 'ultralytics_accumulation'
+
+
+class YOLOAccumulationMixin:
+    """Ultralytics' accumulation rule on top of an mmengine optimizer wrapper (see the module).
+
+    Attributes:
+        nominal_accumulate (int): The configured ``accumulative_counts`` (Ultralytics'
+            ``round(nbs / batch)``), capped at the run's iterations once training starts.
+        accumulate (int): The count in force for the current iteration.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.nominal_accumulate = int(self._accumulative_counts)
+        self.accumulate = self.nominal_accumulate
+        self._last_step: Optional[int] = None
+
+    # -------------------------------------------------------------- the rule
+    def ramp_accumulation(self, cur_iter: int, warmup_iters: int) -> int:
+        """Set :attr:`accumulate` for iteration ``cur_iter`` as Ultralytics does.
+
+        Args:
+            cur_iter (int): Global iteration about to run (0-based).
+            warmup_iters (int): Warm-up length ``nw`` in iterations (0: no ramp).
+
+        Returns:
+            int: The accumulation count in force for this iteration.
+        """
+        if warmup_iters and cur_iter <= warmup_iters:
+            self.accumulate = max(
+                1, int(np.interp(cur_iter, [0, warmup_iters], [1, self.nominal_accumulate]).round()))
+        elif not warmup_iters:
+            self.accumulate = self.nominal_accumulate
+        # after the warm-up the count stays where the ramp left it (the nominal value), as there
+        return self.accumulate
+
+    def initialize_count_status(self, model: nn.Module, init_counts: int, max_counts: int) -> None:
+        """Start counting at ``init_counts``; cap the nominal count at ``max_counts``.
+
+        A fresh run starts as Ultralytics' does (``last_opt_step = -1``); a resumed one keeps the
+        last step read from the checkpoint.
+
+        Args:
+            model (nn.Module): The trained model (unused; mmengine's interface).
+            init_counts (int): Iterations already run.
+            max_counts (int): Iterations of the whole run.
+        """
+        self._inner_count = init_counts
+        self._max_counts = max_counts
+        if max_counts > 0:
+            self.nominal_accumulate = max(1, min(self.nominal_accumulate, max_counts))
+        if self._last_step is None:
+            self._last_step = init_counts - 1
+
+    def scale_loss(self, loss: Tensor) -> Tensor:
+        """Return the loss unchanged: accumulated gradients are summed, as in Ultralytics."""
+        return loss
+
+    def should_update(self) -> bool:
+        """Whether the iteration just back-propagated steps the optimizer."""
+        return (self._inner_count - 1) - self._last_step_or_start() >= self.accumulate
+
+    def should_sync(self) -> bool:
+        """Whether the coming backward ends a window (DDP then all-reduces the gradients)."""
+        return self._inner_count - self._last_step_or_start() >= self.accumulate
+
+    def step(self, **kwargs) -> None:
+        """Step the optimizer (clipping first, as the base wrapper does); remember the iteration."""
+        super().step(**kwargs)
+        self._last_step = self._inner_count - 1
+
+    def has_pending_gradients(self) -> bool:
+        """Whether gradients of back-propagated iterations wait for a step."""
+        return self._inner_count - 1 > self._last_step_or_start()
+
+    def _last_step_or_start(self) -> int:
+        # without initialize_count_status (e.g. a bare wrapper): counting started at iteration 0
+        return -1 if self._last_step is None else self._last_step
+
+    # -------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        """The base wrapper's state plus the iteration of the last step."""
+        state = super().state_dict()
+        state[STATE_KEY] = dict(last_step=self._last_step)
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load the base wrapper's state and the iteration of the last step (if saved)."""
+        state_dict = dict(state_dict)
+        extra = state_dict.pop(STATE_KEY, None)
+        super().load_state_dict(state_dict)
+        if extra is not None and extra.get('last_step') is not None:
+            self._last_step = int(extra['last_step'])
+
+
+@OPTIM_WRAPPERS.register_module()
+class YOLOOptimWrapper(YOLOAccumulationMixin, OptimWrapper):
+    """:class:`~mmengine.optim.OptimWrapper` with Ultralytics' gradient accumulation.
+
+    Args:
+        optimizer (torch.optim.Optimizer): The optimizer.
+        accumulative_counts (int): Nominal accumulation count (Ultralytics'
+            ``round(nbs / batch)``). Defaults to 1.
+        clip_grad (dict, optional): As in ``OptimWrapper``, e.g. ``dict(max_norm=10.0)``.
+    """
+
+    def __init__(self, optimizer, accumulative_counts: int = 1,
+                 clip_grad: Optional[dict] = None) -> None:
+        super().__init__(optimizer=optimizer, accumulative_counts=accumulative_counts,
+                         clip_grad=clip_grad)
+
+
+@OPTIM_WRAPPERS.register_module()
+class YOLOAmpOptimWrapper(YOLOAccumulationMixin, AmpOptimWrapper):
+    """:class:`~mmengine.optim.AmpOptimWrapper` with Ultralytics' gradient accumulation.
+
+    Args:
+        optimizer (torch.optim.Optimizer): The optimizer.
+        accumulative_counts (int): Nominal accumulation count. Defaults to 1.
+        clip_grad (dict, optional): As in ``OptimWrapper`` (gradients are unscaled first).
+        loss_scale (str | float | dict): As in ``AmpOptimWrapper``. Defaults to ``'dynamic'``.
+        dtype (str, optional): Autocast dtype (``'float16'`` / ``'bfloat16'``). Defaults to None
+            (float16).
+    """
+
+    def __init__(self, optimizer, accumulative_counts: int = 1, clip_grad: Optional[dict] = None,
+                 loss_scale='dynamic', dtype: Optional[str] = None) -> None:
+        super().__init__(optimizer=optimizer, accumulative_counts=accumulative_counts,
+                         clip_grad=clip_grad, loss_scale=loss_scale, dtype=dtype)
