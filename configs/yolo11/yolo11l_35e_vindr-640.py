@@ -1,7 +1,9 @@
 # YOLO11-l on VinDr-SpineXR, the draft's recipe, trained by the mmengine Runner:
 #   SGD (momentum 0.9, nesterov), lr 0.01, 3 warm-up epochs then cosine to 0.01 x lr, wd 5e-4,
-#   batch 12 x 4 accumulation = 48, 35 epochs, EMA (Ultralytics' schedule), mosaic off for the
-#   last 10 epochs, mixup 0.1, HSV jitter, horizontal flip, multi-scale 480-768, AMP via --amp.
+#   batch 12 x 4 accumulation = 48 (Ultralytics' accumulation: summed, ramped 1 -> 4 during the
+#   warm-up), 35 epochs, EMA (Ultralytics' schedule), mosaic off for the last 10 epochs,
+#   mixup 0.1, Ultralytics' HSV (gains 0.015 / 0.7 / 0.4), horizontal flip, multi-scale 480-768,
+#   AMP via --amp.
 #   tools/train.py configs/yolo11/yolo11l_35e_vindr-640.py [--amp] \
 #       [--cfg-options model.pretrained=/path/yolo11l.pt]
 #   Multi-GPU: tools/dist_train.sh ... with --cfg-options sync_bn=torch for SyncBN.
@@ -20,7 +22,6 @@ mixup_prob = 0.1
 
 model = dict(
     model_yaml='yolo11l.yaml',
-    loss_gain=accumulative_counts,
     data_preprocessor=dict(batch_augments=[
         # Multi-scale: every batch is resized to a random multiple of 32 in [480, 768].
         dict(type='BatchSyncRandomResize', random_size_range=(480, 768), size_divisor=32,
@@ -44,7 +45,7 @@ train_pipeline = [
          border=(-img_scale[0] // 2, -img_scale[1] // 2), border_val=(114, 114, 114)),
     dict(type='CachedMixUp', img_scale=img_scale, ratio_range=(1.0, 1.0), flip_ratio=0.0,
          pad_val=114.0, max_cached_images=20, random_pop=False, prob=mixup_prob),
-    dict(type='YOLOXHSVRandomAug'),
+    dict(type='UltralyticsHSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
     dict(type='RandomFlip', prob=0.5),
     # keep_empty=False keeps images left without boxes: the "No finding" negatives.
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
@@ -58,7 +59,7 @@ train_pipeline_stage2 = [
     dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
     dict(type='RandomAffine', max_rotate_degree=0.0, max_translate_ratio=0.1,
          scaling_ratio_range=(0.5, 1.5), max_shear_degree=0.0, border_val=(114, 114, 114)),
-    dict(type='YOLOXHSVRandomAug'),
+    dict(type='UltralyticsHSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
     dict(type='RandomFlip', prob=0.5),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='PackDetInputs'),
@@ -85,13 +86,17 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 # Ultralytics' optimizer: three parameter groups (weights with decay; BN weights and biases
-# without), gradient norm clipped at 10. Ultralytics scales weight decay by
-# batch x accumulate / nbs (nbs = 64): 5e-4 x 48 / 64.
+# without), gradient norm clipped at 10, gradients of the accumulated iterations summed and the
+# accumulation ramped from 1 to 4 during the warm-up (YOLOOptimWrapper + YOLOParamSchedulerHook).
+# Weight-decay rule: Ultralytics uses weight_decay x batch x accumulate / nbs with
+# accumulate = round(nbs / batch); the draft's nominal batch is nbs = 12 x 4 = 48, so the decay is
+# the draft's 5e-4 unchanged (with Ultralytics' default nbs 64 it would be 5e-4 x 60 / 64).
+nominal_batch_size = train_batch_size * accumulative_counts
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='YOLOOptimWrapper',
     constructor='YOLOOptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, nesterov=True,
-                   weight_decay=5e-4 * train_batch_size * accumulative_counts / 64),
+                   weight_decay=5e-4 * train_batch_size * accumulative_counts / nominal_batch_size),
     clip_grad=dict(max_norm=10.0),
     accumulative_counts=accumulative_counts)
 
