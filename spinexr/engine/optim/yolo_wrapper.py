@@ -91,8 +91,12 @@ class YOLOAccumulationMixin:
         return loss
 
     def should_update(self) -> bool:
-        """Whether the iteration just back-propagated steps the optimizer."""
-        return (self._inner_count - 1) - self._last_step_or_start() >= self.accumulate
+        """Whether the iteration just back-propagated steps (or has stepped) the optimizer.
+
+        Still True after the step, so hooks that run after the iteration (the EMA) can ask.
+        """
+        last = self._last_step_or_start()
+        return self._inner_count - 1 == last or (self._inner_count - 1) - last >= self.accumulate
 
     def should_sync(self) -> bool:
         """Whether the coming backward ends a window (DDP then all-reduces the gradients)."""

@@ -106,6 +106,7 @@ def test_window_spans_an_epoch_end_and_resumes(tmp_path):
     assert not fresh.should_update()
     fresh.update_params(model(torch.ones(2, 3)).sum())  # ni 7: steps
     assert fresh._last_step == 7 and not fresh.has_pending_gradients()
+    assert fresh.should_update()  # still True after the step: the EMA hook asks then
 
 
 def test_built_by_the_constructor_and_switched_to_amp_by_train_args():
