@@ -1,4 +1,4 @@
-"""Data preprocessors."""
-from .yolo import YOLODetDataPreprocessor, pack_yolo_targets
+"""Data preprocessors (registered into mmdet's MODELS)."""
+from .yolo import YOLO_PAD_VALUE, YOLODetDataPreprocessor
 
-__all__ = ['YOLODetDataPreprocessor', 'pack_yolo_targets']
+__all__ = ['YOLO_PAD_VALUE', 'YOLODetDataPreprocessor']

@@ -13,9 +13,8 @@ from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from spinexr.models.data_preprocessors.yolo import pack_yolo_targets
 from spinexr.models.detectors.yolo11_loss import (LOSS_NAMES, build_yolo_criterion,
-                                                  unpack_yolo_loss)
+                                                  pack_yolo_targets, unpack_yolo_loss)
 
 
 @MODELS.register_module()

@@ -7,6 +7,8 @@ module holds what the adapter adds around it:
 * :class:`SigmoidFocalBCE`, an element-wise sigmoid focal loss for soft targets (quality focal loss,
   minimum at the target) that replaces the criterion's BCE, so the classification loss keeps
   Ultralytics' normalisation by the sum of the target scores;
+* :func:`pack_yolo_targets`, which turns mmdet ground truth into the criterion's batch format in
+  one vectorised pass (on the host when the samples are there) and one copy to the device;
 * :func:`build_yolo_criterion`, which builds the criterion of a ``DetectionModel`` with the
   gains of a config and optionally the focal classification loss;
 * :func:`unpack_yolo_loss`, which reads the return value of the pinned Ultralytics version explicitly.
@@ -15,7 +17,7 @@ Ultralytics is imported lazily (inside functions) because importing it sets envi
 thread counts.
 """
 from types import SimpleNamespace
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -137,3 +139,57 @@ def unpack_yolo_loss(output: Any, batch_size: int) -> Tuple[Tensor, Dict[str, Te
     if isinstance(items, Tensor):  # <= 8.4.60: a tensor of (box, cls, dfl) items
         items = dict(zip(('box_loss', 'cls_loss', 'dfl_loss'), items))
     return loss / batch_size, dict(items)
+
+
+def pack_yolo_targets(data_samples: Sequence[Any],
+                      input_shape: Tuple[int, int],
+                      device: Optional[torch.device] = None) -> Dict[str, Tensor]:
+    """Convert mmdet ground truth into the batch dict of Ultralytics' detection loss.
+
+    The samples' boxes and labels are concatenated once and converted in one vectorised pass on
+    the device they are on (the host, with :class:`~spinexr.models.data_preprocessors.
+    YOLODetDataPreprocessor`, which leaves the samples there), so nothing waits for the device per
+    image; the result is copied to ``device`` in a single transfer (pinned and non-blocking when
+    that is CUDA). Boxes are clipped to the batch tensor and boxes left without area are dropped.
+
+    Args:
+        data_samples (Sequence[DetDataSample]): Samples with ``gt_instances.bboxes`` (xyxy pixels of
+            the batch tensor; a tensor or mmdet ``HorizontalBoxes``) and ``gt_instances.labels``
+            (0-based).
+        input_shape (tuple[int, int]): ``(H, W)`` of the padded batch tensor.
+        device (torch.device, optional): Device of the returned tensors. Defaults to the boxes'.
+
+    Returns:
+        dict[str, Tensor]: ``batch_idx`` (N,), ``cls`` (N, 1) and ``bboxes`` (N, 4) as xywh
+        (centre) normalised by the batch width/height, as Ultralytics' ``v8DetectionLoss`` expects
+        (views of one (N, 6) tensor).
+    """
+    h, w = input_shape
+    boxes, labels, counts = [], [], []
+    for sample in data_samples:
+        gt = sample.gt_instances
+        bboxes = gt.bboxes.tensor if hasattr(gt.bboxes, 'tensor') else gt.bboxes  # HorizontalBoxes
+        boxes.append(bboxes.reshape(-1, 4))
+        labels.append(gt.labels.reshape(-1))
+        counts.append(boxes[-1].shape[0])
+    src = boxes[0].device if boxes else torch.device('cpu')
+    if sum(counts) == 0:
+        packed = torch.zeros(0, 6, device=src)
+    else:
+        bboxes = torch.cat([b.to(src) for b in boxes]).float()
+        cls = torch.cat([lab.to(src) for lab in labels]).float()
+        idx = torch.repeat_interleave(  # sizes known on the host: no read-back
+            torch.arange(len(counts), dtype=torch.float32), torch.tensor(counts),
+            output_size=sum(counts)).to(src)
+        x1 = bboxes[:, 0].clamp(0, w)
+        y1 = bboxes[:, 1].clamp(0, h)
+        x2 = bboxes[:, 2].clamp(0, w)
+        y2 = bboxes[:, 3].clamp(0, h)
+        packed = torch.stack((idx, cls, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w,
+                              (y2 - y1) / h), 1)
+        packed = packed[(x2 - x1 > 0) & (y2 - y1 > 0)]
+    if device is not None and torch.device(device) != packed.device:
+        if packed.device.type == 'cpu' and torch.device(device).type == 'cuda':
+            packed = packed.pin_memory()
+        packed = packed.to(device, non_blocking=True)
+    return dict(batch_idx=packed[:, 0], cls=packed[:, 1:2], bboxes=packed[:, 2:])

@@ -1,11 +1,11 @@
-"""Tests of YOLODetDataPreprocessor and pack_yolo_targets (Ultralytics' input conventions)."""
+"""Tests of YOLODetDataPreprocessor and yolo_collate (Ultralytics' input conventions)."""
 import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
 from spinexr.models.data_preprocessors import YOLODetDataPreprocessor
-from spinexr.models.data_preprocessors.yolo import pack_yolo_targets
+from spinexr.datasets.collate import yolo_collate
 
 
 def _sample(boxes, labels, shape):
@@ -40,17 +40,45 @@ def test_mean_std_refused():
         YOLODetDataPreprocessor(mean=[0, 0, 0], std=[1, 1, 1])
 
 
-def test_pack_yolo_targets_normalised_xywh():
-    samples = [_sample([[0, 0, 32, 16], [10, 20, 30, 60]], [1, 6], (64, 96)),
-               _sample([], [], (64, 96)),
-               _sample([[90, 50, 120, 80]], [0], (64, 96))]  # partly outside: clipped
-    t = pack_yolo_targets(samples, (64, 96))
-    torch.testing.assert_close(t['batch_idx'], torch.tensor([0., 0., 2.]))
-    torch.testing.assert_close(t['cls'], torch.tensor([[1.], [6.], [0.]]))
-    torch.testing.assert_close(
-        t['bboxes'],
-        torch.tensor([[16 / 96, 8 / 64, 32 / 96, 16 / 64],
-                      [20 / 96, 40 / 64, 20 / 96, 40 / 64],
-                      [93 / 96, 57 / 64, 6 / 96, 14 / 64]]))
-    empty = pack_yolo_targets([_sample([], [], (32, 32))], (32, 32))
-    assert empty['bboxes'].shape == (0, 4) and empty['cls'].shape == (0, 1)
+
+def test_collated_batch_equals_the_list_path():
+    """yolo_collate stacks and pads in the worker; the preprocessor then gives the same tensor
+    and batch metainfo as from mmengine's list of images."""
+    torch.manual_seed(0)
+    images = [torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8),
+              torch.randint(0, 256, (3, 64, 40), dtype=torch.uint8)]
+    pre = YOLODetDataPreprocessor()
+
+    def samples():
+        return [_sample([[1, 2, 30, 40]], [3], (50, 70)), _sample([], [], (64, 40))]
+
+    from_list = pre(dict(inputs=images, data_samples=samples()), training=True)
+    batch = yolo_collate([dict(inputs=img, data_samples=s) for img, s in zip(images, samples())])
+    assert batch['inputs'].dtype == torch.uint8 and batch['inputs'].shape == (2, 3, 64, 96)
+    from_stack = pre(batch, training=True)
+    torch.testing.assert_close(from_stack['inputs'], from_list['inputs'], rtol=0, atol=0)
+    for a, b in zip(from_stack['data_samples'], from_list['data_samples']):
+        assert a.batch_input_shape == b.batch_input_shape == (64, 96)
+
+
+def test_collate_names_a_bad_sample():
+    good = dict(inputs=torch.zeros(3, 8, 8, dtype=torch.uint8), data_samples=_sample([], [], (8, 8)))
+    bad = dict(inputs=torch.zeros(1, 8, 8, dtype=torch.uint8),
+               data_samples=DetDataSample(metainfo=dict(img_path='x/bad.png')))
+    with pytest.raises(ValueError, match=r'sample 1 \(x/bad.png\) has 1 channels'):
+        yolo_collate([good, bad])
+    with pytest.raises(ValueError, match='empty batch'):
+        yolo_collate([])
+
+
+def test_samples_stay_on_the_host():
+    """Only the images go to the model's device; the ground truth is packed on the host (one
+    transfer for the whole batch) instead of one copy per sample's tensors. The 'meta' device
+    stands in for an accelerator."""
+    pre = YOLODetDataPreprocessor()
+    pre._device = torch.device('meta')
+    batch = yolo_collate([dict(inputs=torch.zeros(3, 32, 32, dtype=torch.uint8),
+                               data_samples=_sample([[1, 2, 3, 4]], [0], (32, 32)))])
+    out = pre(batch, training=True)
+    assert out['inputs'].device.type == 'meta'
+    assert out['data_samples'][0].gt_instances.bboxes.device.type == 'cpu'

@@ -8,7 +8,7 @@ import torch
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from spinexr.models.data_preprocessors.yolo import pack_yolo_targets
+from spinexr.models.detectors.yolo11_loss import pack_yolo_targets
 from spinexr.models.detectors import YOLO11Detector
 from spinexr.models.detectors.ultralytics_export import save_ultralytics_pt
 from spinexr.models.detectors.yolo11_loss import SigmoidFocalBCE
