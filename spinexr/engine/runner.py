@@ -157,7 +157,12 @@ class SpinexrRunner(Runner):
                 self.logger.warning(f'{filename} is an Ultralytics .pt and trust_checkpoint is '
                                     "set: unpickling it in full with Ultralytics' loader")
             model.load_ultralytics_weights(filename, trust_checkpoint=trust)
-            return dict(meta=dict())
+            # Hooks see the loaded weights as a checkpoint of the model, as after mmengine's own
+            # loading: the EMA hook copies them into its averaged model (it swaps that model in
+            # for validation and testing, and made it before the weights were loaded).
+            checkpoint = dict(meta=dict(), state_dict=model.state_dict())
+            self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+            return checkpoint
         with mmengine_safe_globals():
             return super().load_checkpoint(
                 filename, map_location=map_location, strict=strict, revise_keys=revise_keys)

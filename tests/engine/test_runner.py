@@ -47,6 +47,28 @@ def test_load_from_ultralytics_pt(tmp_path):
         _runner(tmp_path, pt, resume=True).load_or_resume()
 
 
+def test_ultralytics_pt_reaches_the_ema_model(tmp_path):
+    """The recipe's EMA hook swaps its averaged weights into the model for validation and
+    testing: an Ultralytics .pt given as load_from must land in the EMA model too (it did not:
+    tools/test.py then evaluated the EMA copy of the randomly initialised network)."""
+    from ultralytics.nn.tasks import DetectionModel
+    torch.manual_seed(0)
+    src = DetectionModel('yolo11n.yaml', nc=7, verbose=False)
+    pt = tmp_path / 'yolo11n.pt'
+    torch.save({'model': None, 'ema': copy.deepcopy(src).half(), 'train_args': {}}, pt)
+    runner = SpinexrRunner(
+        model=dict(type='YOLO11Detector', model_yaml='yolo11n.yaml', num_classes=7,
+                   data_preprocessor=dict(type='YOLODetDataPreprocessor')),
+        work_dir=str(tmp_path / 'work'), load_from=str(pt), default_scope='mmdet',
+        custom_hooks=[dict(type='YOLOEMAHook', ema_type='ExpMomentumEMA', momentum=0.0001,
+                           gamma=2000, update_buffers=True, priority=49)])
+    runner.call_hook('before_run')  # the EMA copy is made here, before loading (Runner.test)
+    runner.load_or_resume()
+    ema = next(h for h in runner.hooks if type(h).__name__ == 'YOLOEMAHook').ema_model
+    expected = src.half().float().state_dict()['model.0.conv.weight']
+    torch.testing.assert_close(ema.module.yolo.state_dict()['model.0.conv.weight'], expected)
+
+
 def test_load_from_crafted_ultralytics_pt_needs_trust_checkpoint(tmp_path):
     """load_from of a file that names ultralytics classes and carries a payload: refused and
     nothing runs; with ``trust_checkpoint = True`` in the config it is unpickled in full."""
