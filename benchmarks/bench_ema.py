@@ -4,7 +4,8 @@ Both average the same tensors with the same weights (Ultralytics' ``decay=0.9999
 ``update_buffers=True``); ``ExpMomentumEMA`` reads its tensor step count back once per tensor
 (a device-to-host sync on CUDA) and loops over tensors in Python, ``YOLOModelEMA`` launches one
 ``_foreach_lerp_`` per update. Prints milliseconds per update (median of ``--repeats`` timed
-updates after ``--warmup``), the ratio, and the ``aten::item`` count of one update.
+updates after ``--warmup``), the ratio, and the ``aten::item`` and ``aten::`` operator counts
+of one update.
 
     python benchmarks/bench_ema.py --sizes n l                 # CPU
     python benchmarks/bench_ema.py --sizes n l --device cuda   # GPU
@@ -35,13 +36,16 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _items(ema, model) -> int:
-    """Count of ``aten::item`` / ``aten::_local_scalar_dense`` in one update."""
+def _profile(ema, model) -> tuple:
+    """Counts of ``aten::item`` / ``aten::_local_scalar_dense`` events (device-to-host reads on
+    CUDA) and of all ``aten::`` operator events in one update."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         ema.update_parameters(model)
-    return sum(e.count for e in prof.key_averages()
-               if e.key in ('aten::item', 'aten::_local_scalar_dense'))
+    events = prof.key_averages()
+    items = sum(e.count for e in events
+                if e.key in ('aten::item', 'aten::_local_scalar_dense'))
+    return items, sum(e.count for e in events if e.key.startswith('aten::'))
 
 
 def time_ema(ema, model, device, warmup: int, repeats: int) -> float:
@@ -74,7 +78,7 @@ def bench(size: str, device_name: str, warmup: int, repeats: int) -> dict:
     for name, cls in (('ExpMomentumEMA', ExpMomentumEMA), ('YOLOModelEMA', YOLOModelEMA)):
         ema = cls(model, **kw)
         row[name + '_ms'] = time_ema(ema, model, device, warmup, repeats)
-        row[name + '_items'] = _items(ema, model)
+        row[name + '_items'], row[name + '_ops'] = _profile(ema, model)
         del ema
     row['speedup'] = row['ExpMomentumEMA_ms'] / row['YOLOModelEMA_ms']
     return row
@@ -87,13 +91,15 @@ def main(argv=None) -> None:
         ['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
     print(f"{'model':<9}{'device':<7}{'tensors':>8}{'ExpMomentumEMA ms':>19}{'items':>7}"
-          f"{'YOLOModelEMA ms':>17}{'items':>7}{'speedup':>9}")
+          f"{'ops':>7}{'YOLOModelEMA ms':>17}{'items':>7}{'ops':>7}{'speedup':>9}")
     for device in devices:
         for size in args.sizes:
             r = bench(size, device, args.warmup, args.repeats)
             print(f"{'yolo11' + size:<9}{device:<7}{r['state_tensors']:>8}"
                   f"{r['ExpMomentumEMA_ms']:>19.2f}{r['ExpMomentumEMA_items']:>7}"
+                  f"{r['ExpMomentumEMA_ops']:>7}"
                   f"{r['YOLOModelEMA_ms']:>17.2f}{r['YOLOModelEMA_items']:>7}"
+                  f"{r['YOLOModelEMA_ops']:>7}"
                   f"{r['speedup']:>8.2f}x", flush=True)
 
 

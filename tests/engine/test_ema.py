@@ -61,6 +61,25 @@ def test_equals_exp_momentum_ema(update_buffers, interval):
         assert torch.equal(ours.module[1].running_mean, model[1].running_mean)
 
 
+def test_equals_exp_momentum_ema_on_yolo11n():
+    """The real network: 500 state tensors (DFL's frozen conv, BN statistics, ...)."""
+    from mmdet.models.layers import ExpMomentumEMA
+    from ultralytics.nn.tasks import DetectionModel
+    torch.manual_seed(0)
+    model = DetectionModel('yolo11n.yaml', nc=7, verbose=False)
+    ours = YOLOModelEMA(model, momentum=0.01, gamma=4)
+    ref = ExpMomentumEMA(model, momentum=0.01, gamma=4, update_buffers=True)
+    for _ in range(5):
+        with torch.no_grad():
+            for v in model.state_dict().values():
+                if v.is_floating_point():
+                    v.add_(torch.randn_like(v), alpha=0.1)
+        ours.update_parameters(model)
+        ref.update_parameters(model)
+    _assert_state_equal(ours.state_dict(), ref.state_dict())
+    assert ours.step_count == 5
+
+
 def test_equals_ultralytics_model_ema_offset_only_at_first_update():
     """Same count after each update (mmengine's ``steps`` = Ultralytics' ``updates``), the
     same weight for update k >= 2; update 1 copies where Ultralytics keeps d(1) of its
