@@ -56,7 +56,7 @@ class _Cache:
         self.floating: Tuple[List[_Slot], List[_Slot]] = ([], [])  # averaged
         self.other: Tuple[List[_Slot], List[_Slot]] = ([], [])  # copied on the first update
         self.buffers: Tuple[List[_Slot], List[_Slot]] = ([], [])  # copied (update_buffers=False)
-        self.src_seen: Optional[List[Tensor]] = None
+        self.seen: Optional[Tuple[List[Tensor], List[Tensor]]] = None
         self.convert = False
 
     def tensors(self, slots: Tuple[List[_Slot], List[_Slot]],
@@ -66,7 +66,7 @@ class _Cache:
         Args:
             slots (tuple): ``(averaged slots, source slots)``.
             check (bool): Convert sources only if a device or dtype differs, checked again only
-                when a source tensor object changed (the floating slots); otherwise always
+                when a tensor object changed (the floating slots); otherwise always
                 ``.to()`` (a no-op for matching tensors).
 
         Returns:
@@ -75,8 +75,9 @@ class _Cache:
         avg = [owner[name] for owner, name in slots[0]]
         src = [owner[name] for owner, name in slots[1]]
         if check:
-            if self.src_seen is None or any(map(operator.is_not, src, self.src_seen)):
-                self.src_seen = src  # tensors (re)placed: check devices and dtypes again
+            if (self.seen is None or any(map(operator.is_not, src, self.seen[1]))
+                    or any(map(operator.is_not, avg, self.seen[0]))):
+                self.seen = avg, src  # tensors (re)placed: check devices and dtypes again
                 self.convert = any(a.device != s.device or a.dtype != s.dtype
                                    for a, s in zip(avg, src))
             if not self.convert:
@@ -113,7 +114,10 @@ class YOLOModelEMA(BaseAveragedModel):
     buffer dicts (cheap), so a parameter or buffer object replaced after construction (for
     example a buffer after ``model.to(device)``) is followed; a submodule replaced by another
     module is not. Source tensors on another device or of another dtype than the average are
-    converted (as mmengine's ``.to(device)``; a GPU-to-CPU copy then syncs, inherently).
+    converted (as mmengine's ``.to(device)``; a GPU-to-CPU copy then syncs, inherently); this is
+    checked again whenever a tensor object changed. A parameter moved in place (``.data``
+    replaced, as ``model.to()`` does with parameters) keeps its object: if that moves it to
+    another device than the average, the ``_foreach`` op raises a device-mismatch error.
 
     Args:
         model (nn.Module): The model to be averaged.
@@ -217,7 +221,8 @@ class YOLOModelEMA(BaseAveragedModel):
             if steps == 0 or steps % self.interval == 0:
                 avg, src = cache.tensors(cache.floating, check=True)
                 if steps == 0:
-                    torch._foreach_copy_(avg, src)
+                    if avg:
+                        torch._foreach_copy_(avg, src)
                     for a, s in zip(*cache.tensors(cache.other)):  # num_batches_tracked
                         a.copy_(s)
                 elif avg:
