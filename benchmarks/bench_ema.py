@@ -7,7 +7,7 @@ Both average the same tensors with the same weights (Ultralytics' ``decay=0.9999
 updates after ``--warmup``), the ratio, and the ``aten::item`` and ``aten::`` operator counts
 of one update.
 
-    python benchmarks/bench_ema.py --sizes n l                 # CPU
+    python benchmarks/bench_ema.py --sizes n l --threads 1     # CPU
     python benchmarks/bench_ema.py --sizes n l --device cuda   # GPU
 """
 import argparse
@@ -27,6 +27,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: both if CUDA)")
     p.add_argument('--warmup', type=int, default=3, help='untimed updates first')
     p.add_argument('--repeats', type=int, default=20, help='timed updates')
+    p.add_argument('--threads', type=int, default=None,
+                   help="torch's intra-op threads (default: torch's choice; 1 is steadier on a "
+                        'loaded machine)')
     return p.parse_args(argv)
 
 
@@ -87,6 +90,8 @@ def bench(size: str, device_name: str, warmup: int, repeats: int) -> dict:
 def main(argv=None) -> None:
     import torch
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = [args.device] if args.device else (
         ['cpu', 'cuda'] if torch.cuda.is_available() else ['cpu'])
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
