@@ -121,8 +121,9 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='YOLOParamSchedulerHook', lrf=0.01, cos_lr=True, warmup_epochs=3.0,
          warmup_momentum=0.8, warmup_bias_lr=0.1),
-    # Ultralytics' ModelEMA(decay=0.9999, tau=2000), updated once per optimizer step.
-    dict(type='YOLOEMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, gamma=2000,
+    # Ultralytics' ModelEMA(decay=0.9999, tau=2000), updated once per optimizer step; YOLOModelEMA
+    # is mmdet's ExpMomentumEMA arithmetic with one fused update and no device-to-host sync.
+    dict(type='YOLOEMAHook', ema_type='YOLOModelEMA', momentum=0.0001, gamma=2000,
          update_buffers=True, priority=49),
     dict(type='PipelineSwitchHook', switch_epoch=max_epochs - close_mosaic_epochs,
          switch_pipeline=train_pipeline_stage2),

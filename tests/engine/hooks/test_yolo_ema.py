@@ -16,7 +16,7 @@ def test_exp_momentum_ema_matches_ultralytics_model_ema():
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
     ours = ExpMomentumEMA(model, momentum=0.0001, gamma=2000, update_buffers=True)
     theirs = ModelEMA(model, decay=0.9999, tau=2000)
-    ours.update_parameters(model)  # mmengine's first update copies (Ultralytics: d = 5e-5)
+    ours.update_parameters(model)  # mmengine's first update copies (Ultralytics: d = 5e-4)
     theirs.update(model)
     for _ in range(300):
         with torch.no_grad():
