@@ -146,9 +146,11 @@ def format_report(r: dict) -> str:
     """The stdout table: step summary, per-phase table, top ops, sync sites, pipeline."""
     a, u = r['step']['adapter'], r['step']['ultralytics']
     s = r['args']
+    code = r.get('code', {})
     lines = [f"YOLO11{s['size']}, {s['imgsz']} px, batch {s['batch']} x {s['accumulate']} "
              f"accumulation, multi-scale {s['multi_scale']}, CPU, {s['threads']} torch thread(s); "
-             f"medians of {s['iters']} iterations after {s['warmup']}",
+             f"medians of {s['iters']} iterations after {s['warmup']}; code {code.get('commit')}"
+             f" (+{len(code.get('changed', []))} changed files)",
              f"{'per iteration':<28}{'adapter':>12}{'ultralytics':>12}{'ratio':>8}"]
     for key, label in (('wall_ms_median', 'host wall ms (no profiler)'),
                        ('profiled_ms', 'profiled ms (stack tracing)'),
@@ -162,9 +164,7 @@ def format_report(r: dict) -> str:
         row = f'{p:<12}'
         for side, w in ((a, 15), (u, 11)):
             ph = side['phases'][p]
-            est = ph['ms'] / max(side['profiled_ms'], 1e-9) * side['wall_ms_median']
-            ph['est_ms'] = est
-            row += f"{est:>{w}.1f}{ph['ops']:>7.0f}{ph['syncs']:>6.0f}"
+            row += f"{ph['est_ms']:>{w}.1f}{ph['ops']:>7.0f}{ph['syncs']:>6.0f}"
         lines.append(row)
     for name, side in (('adapter', a), ('ultralytics', u)):
         lines.append(f'\ntop ops by self CPU time, {name} (per iteration: calls, ms)')

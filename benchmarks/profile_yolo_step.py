@@ -247,7 +247,25 @@ def measure_steps(sides: Dict[str, tuple], args, phases) -> Dict[str, dict]:
         out[name] = phases.summarise(prof_iters[name])
         out[name].update(wall_ms_median=median(wall[name]), wall_ms=wall[name],
                          threads=torch.get_num_threads())
+        share = out[name]['wall_ms_median'] / max(out[name]['profiled_ms'], 1e-9)
+        for ph in out[name]['phases'].values():
+            ph['est_ms'] = ph['ms'] * share
     return out
+
+
+def code_version() -> dict:
+    """The checkout measured: commit and the files changed since (the code may be in flux)."""
+    import subprocess
+
+    def git(*a):
+        try:
+            return subprocess.run(['git', '-C', str(REPO), *a], capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ''
+    changed = [line[3:] for line in git('status', '--porcelain', '--untracked-files=no')
+               .splitlines()]
+    return dict(commit=git('rev-parse', '--short', 'HEAD') or 'unknown', changed=changed)
 
 
 def measure_pipeline(sides: Dict[str, tuple], n: int, warm: int) -> Dict[str, dict]:
@@ -361,7 +379,7 @@ def main(argv=None) -> dict:
         steps = measure_steps(dict(adapter=(run_iter, a_next), ultralytics=(ul_step, u_next)),
                               args, phases)
         result = dict(
-            args=vars(args), settings=phases.settings(args),
+            args=vars(args), code=code_version(), settings=phases.settings(args),
             step=dict(**steps, ratio_wall=steps['adapter']['wall_ms_median'] /
                       max(steps['ultralytics']['wall_ms_median'], 1e-9)),
             pipeline=measure_pipelines(runner, tr, args))
