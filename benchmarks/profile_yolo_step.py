@@ -371,7 +371,8 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)  # after both: Ultralytics' select_device sets it
 
         def run_iter(batch, _loop=runner.train_loop):
-            _loop.run_iter(_loop.iter, batch)
+            # batch_idx within the epoch, as EpochBasedTrainLoop.run_epoch passes it
+            _loop.run_iter(_loop.iter % len(_loop.dataloader), batch)
 
         def ul_step(batch):
             ul_iteration(tr, batch)
