@@ -8,7 +8,7 @@ _base_ = '../yolo11/yolo11n_35e_vindr-640.py'
 # The recipe's last-stage pipeline (letterbox) without its RandomAffine / HSV / flip.
 train_pipeline = [
     t for t in _base_.train_pipeline_stage2
-    if t['type'] not in ('RandomAffine', 'UltralyticsHSVRandomAug', 'RandomFlip')
+    if t['type'] not in ('YOLORandomAffine', 'UltralyticsHSVRandomAug', 'RandomFlip')
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 model = dict(data_preprocessor=dict(batch_augments=None))  # no multi-scale either

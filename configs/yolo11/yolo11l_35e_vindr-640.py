@@ -35,12 +35,12 @@ train_pipeline = [
     dict(type='CachedMosaic', img_scale=img_scale, pad_val=114.0, max_cached_images=40,
          random_pop=False),
     # CachedMosaic passes the first samples of each worker through unchanged until its cache
-    # holds 5 images; fit those into the (2w, 2h) mosaic canvas too, so the RandomAffine crop
-    # below always gets a canvas (a no-op for real mosaics, which already have that size).
-    dict(type='Resize', scale=(2 * img_scale[0], 2 * img_scale[1]), keep_ratio=True),
-    dict(type='Pad', size=(2 * img_scale[0], 2 * img_scale[1]),
-         pad_val=dict(img=(114, 114, 114))),
-    dict(type='RandomAffine', max_rotate_degree=0.0, max_translate_ratio=0.1,
+    # holds 5 images; fit those into the (2w, 2h) mosaic canvas too (mmdet's Resize + Pad), so
+    # the affine crop below always gets a canvas (real mosaics already are one: left as they are).
+    dict(type='FitMosaicCanvas', scale=(2 * img_scale[0], 2 * img_scale[1]),
+         pad_val=(114, 114, 114)),
+    # mmdet's RandomAffine (same matrices, same boxes) warped by cv2.warpAffine, as Ultralytics.
+    dict(type='YOLORandomAffine', max_rotate_degree=0.0, max_translate_ratio=0.1,
          scaling_ratio_range=(0.5, 1.5), max_shear_degree=0.0,
          border=(-img_scale[0] // 2, -img_scale[1] // 2), border_val=(114, 114, 114)),
     dict(type='CachedMixUp', img_scale=img_scale, ratio_range=(1.0, 1.0), flip_ratio=0.0,
@@ -57,7 +57,7 @@ train_pipeline_stage2 = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
-    dict(type='RandomAffine', max_rotate_degree=0.0, max_translate_ratio=0.1,
+    dict(type='YOLORandomAffine', max_rotate_degree=0.0, max_translate_ratio=0.1,
          scaling_ratio_range=(0.5, 1.5), max_shear_degree=0.0, border_val=(114, 114, 114)),
     dict(type='UltralyticsHSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
     dict(type='RandomFlip', prob=0.5),
