@@ -32,7 +32,8 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile', color_type='color', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='CachedMosaic', img_scale=img_scale, pad_val=114.0, max_cached_images=40,
+    # mmdet's CachedMosaic (same mosaics, bit for bit) whose cache holds tile-sized images.
+    dict(type='YOLOCachedMosaic', img_scale=img_scale, pad_val=114.0, max_cached_images=40,
          random_pop=False),
     # CachedMosaic passes the first samples of each worker through unchanged until its cache
     # holds 5 images; fit those into the (2w, 2h) mosaic canvas too (mmdet's Resize + Pad), so

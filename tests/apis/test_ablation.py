@@ -32,7 +32,7 @@ def test_ladder_configs_and_cpu_profile():
     assert len(cfgs) == 6
     a0, a3, a5 = (cfgs[osp.basename(DEFAULT_CONFIGS[i])] for i in (0, 3, 5))
     types0 = [t['type'] for t in a0.train_dataloader.dataset.pipeline]
-    assert 'CachedMosaic' not in types0 and 'RandomFlip' not in types0
+    assert 'YOLOCachedMosaic' not in types0 and 'RandomFlip' not in types0
     types3 = [t['type'] for t in a3.train_dataloader.dataset.pipeline]
     assert types3.index('BoxCopyPaste') == types3.index('LoadAnnotations') + 1
     switch = [h for h in a3.custom_hooks if h['type'] == 'PipelineSwitchHook'][0]

@@ -89,7 +89,8 @@ def test_derive_epoch_demo_config_for_yolo(tmp_path):
     assert cfg.train_cfg.max_epochs == entry.demo_epochs and cfg.val_cfg is None
     assert cfg.optim_wrapper.accumulative_counts == 1 and cfg.model.loss_gain == 1
     size = prof['img_size']
-    mosaic = next(t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'CachedMosaic')
+    mosaic = next(t for t in cfg.train_dataloader.dataset.pipeline
+                  if t.type == 'YOLOCachedMosaic')
     assert tuple(mosaic.img_scale) == (size, size)
     hooks = {h.type: h for h in cfg.custom_hooks}
     assert hooks['PipelineSwitchHook'].switch_epoch < entry.demo_epochs

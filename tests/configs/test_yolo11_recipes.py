@@ -63,7 +63,7 @@ def test_full_recipe_is_the_plain_one_plus_the_imbalance_choices():
         assert types.count('BoxCopyPaste') == 1
         i = types.index('BoxCopyPaste')
         assert types[i - 1] == 'LoadAnnotations' and pipeline[i] == copy_paste
-    assert stage1.index(copy_paste) < [t['type'] for t in stage1].index('CachedMosaic')
+    assert stage1.index(copy_paste) < [t['type'] for t in stage1].index('YOLOCachedMosaic')
 
     # ... and nothing else differs from the plain recipe
     undone = copy.deepcopy(full)
