@@ -71,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seeds', type=int, nargs='+', default=[0], help='training seeds')
     p.add_argument('--img-size', type=int, nargs=2, default=(256, 320), metavar=('H', 'W'),
                    help='size of the generated images')
+    p.add_argument('--textured', action='store_true',
+                   help='generated classes told apart by pattern, not grey level (the grey level '
+                   "means nothing under Ultralytics' multiplicative HSV value gain)")
     p.add_argument('--combine', nargs='+', metavar='JSON',
                    help='only combine parity.json files of earlier runs (e.g. one per trainer)')
     p.add_argument('--work-dir', help='default: a temporary folder (deleted)')
@@ -86,8 +89,10 @@ def make_data(args, root: Path) -> Path:
     from spinexr.testing import make_tiny_coco
     data = root / 'data'
     size = tuple(args.img_size)
-    make_tiny_coco(str(data), 'train', num_images=args.train_images, img_size=size, seed=0)
-    make_tiny_coco(str(data), 'test', num_images=args.test_images, img_size=size, seed=1)
+    make_tiny_coco(str(data), 'train', num_images=args.train_images, img_size=size, seed=0,
+                   textured=args.textured)
+    make_tiny_coco(str(data), 'test', num_images=args.test_images, img_size=size, seed=1,
+                   textured=args.textured)
     return data
 
 

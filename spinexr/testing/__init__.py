@@ -15,7 +15,8 @@ def make_tiny_coco(root: str,
                    img_size: Tuple[int, int] = (96, 128),
                    seed: int = 0,
                    normal_share: float = 0.25,
-                   classes: Sequence[str] = CLASSES) -> str:
+                   classes: Sequence[str] = CLASSES,
+                   textured: bool = False) -> str:
     """Write a tiny dataset in the converter's output layout.
 
     Layout (the same as ``tools/dataset_converters/vindr_spinexr.py`` writes)::
@@ -23,8 +24,12 @@ def make_tiny_coco(root: str,
         root/<split>/<image_id>.png          8-bit grey PNGs
         root/annotations/<split>.json         COCO detection format
 
-    Each abnormal image holds 1-3 bright rectangles whose texture depends on the class, so a detector
-    can learn something in a few iterations. Image records carry the converter's extra keys
+    Each abnormal image holds 1-3 bright rectangles whose grey level depends on the class, so a
+    detector can learn something in a few iterations. With ``textured=True`` the class is drawn as a
+    pattern instead, at one grey level, and only the first four classes occur (solid, horizontal
+    stripes, vertical stripes, checkerboard, period 8 px): the classes then stay apart under
+    brightness augmentation (Ultralytics' multiplicative HSV value gain, which removes the grey
+    level's meaning) and under horizontal flips. Image records carry the converter's extra keys
     (``image_id``, ``study_id``, ``series_id``, ``orig_width``, ``orig_height``, ``abnormal``).
 
     Args:
@@ -35,6 +40,8 @@ def make_tiny_coco(root: str,
         seed (int): Random seed; the output is deterministic for a seed.
         normal_share (float): Share of images without lesions.
         classes (Sequence[str]): Category names, in order.
+        textured (bool): Tell the classes apart by pattern rather than grey level. Defaults to
+            False.
 
     Returns:
         str: Path of the written annotation file.
@@ -52,11 +59,14 @@ def make_tiny_coco(root: str,
         abnormal = rng.random() >= normal_share or i == 0
         if abnormal:
             for _ in range(int(rng.integers(1, 4))):
-                label = int(rng.integers(0, len(classes)))
+                label = int(rng.integers(0, min(4, len(classes)) if textured else len(classes)))
                 bw, bh = int(rng.integers(w // 6, w // 3)), int(rng.integers(h // 6, h // 3))
                 x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
-                level = 140 + 15 * label
-                img[y0:y0 + bh, x0:x0 + bw] = level + rng.normal(0, 5, size=(bh, bw))
+                if textured:
+                    patch = 150 + 60 * _pattern(label, bh, bw) + rng.normal(0, 5, size=(bh, bw))
+                else:
+                    patch = 140 + 15 * label + rng.normal(0, 5, size=(bh, bw))
+                img[y0:y0 + bh, x0:x0 + bw] = patch
                 annotations.append(
                     dict(id=ann_id, image_id=i + 1, category_id=label + 1,
                          bbox=[float(x0), float(y0), float(bw), float(bh)],
@@ -74,3 +84,13 @@ def make_tiny_coco(root: str,
     ann_file = root_p / 'annotations' / f'{split}.json'
     ann_file.write_text(json.dumps(coco))
     return str(ann_file)
+
+
+def _pattern(label: int, height: int, width: int) -> np.ndarray:
+    """Class ``label``'s pattern in {-0.5, 0.5}: solid, horizontal stripes, vertical stripes or a
+    checkerboard (``label`` 0-3), period 8 px."""
+    ys = (np.arange(height)[:, None] // 4) % 2
+    xs = (np.arange(width)[None, :] // 4) % 2
+    grid = [np.ones((height, width)), np.broadcast_to(ys, (height, width)),
+            np.broadcast_to(xs, (height, width)), (ys + xs) % 2][label]
+    return grid - 0.5
