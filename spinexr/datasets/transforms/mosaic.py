@@ -1,29 +1,42 @@
-"""mmdet's ``CachedMosaic`` with a cache of images already resized to the mosaic's tile size.
+"""mmdet's ``CachedMosaic`` with a cache of tile-sized images and no deep copies.
 
-Why this exists: mmdet's ``CachedMosaic`` caches each sample as loaded (a full-size radiograph:
-the converter writes 1024 px PNGs, the recipe tiles at 640) and, every time it draws a cached
-sample into a mosaic, deep-copies it twice and resizes it again. Ultralytics resizes each image
-once, when it is loaded, so its mosaic buffer holds small images.
+Why this exists: mmdet's ``CachedMosaic`` caches a deep copy of each sample as loaded (a
+full-size radiograph: the converter writes 1024 px PNGs, the recipe tiles at 640), and every time
+it draws cached samples into a mosaic it deep-copies their whole results dicts twice and resizes
+their images again. Ultralytics resizes each image once, when it is loaded, so its mosaic buffer
+holds small images, and it copies nothing but the tiles.
 
-:class:`YOLOCachedMosaic` computes exactly what ``CachedMosaic`` computes. After each call it
-resizes the sample it has just cached the way the mosaic would (``mmcv.imresize`` to
-``(int(w * r), int(h * r))`` with ``r = min(tile_h / h, tile_w / w)``, boxes rescaled by ``r``), and
-keeps the small copy only when the mosaic's own resize of it is the identity (``r`` of the small
-image is exactly 1, and ``cv2.resize`` to an image's own size copies it). A cached sample is then
-tiled with the same pixels and the same float32 boxes (``x * r * 1.0 + pad`` is ``x * r + pad``)
-whether it is the small copy or the original. Images smaller than the tile, samples with masks,
-and the rare size whose resize is not a fixed point (about 1 in 500) stay as they are. Samples
-that pass through (the first ones, until the cache holds five) are the originals, as before.
+:class:`YOLOCachedMosaic` computes exactly what ``CachedMosaic`` computes: the same random draws
+in the same order (cache pop, ``prob``, the three cache indexes, the centre), the same tile sizes
+(``(int(w * r), int(h * r))`` with ``r = min(tile_h / h, tile_w / w)``, ``mmcv.imresize``), the same
+float32 box arithmetic (``rescale_`` by ``r``, ``translate_``, ``cat``, ``clip_``, ``is_inside``).
+What differs is only what is stored and copied:
 
-Because the two cache forms give the same mosaics, a cache rebuilt from dataset indices on resume
-(``spinexr.datasets.transforms.state``: full-size entries) continues the run bit for bit.
+* the cache holds, per sample, the image, boxes, labels and ignore flags (and ``sample_idx``),
+  not the whole results dict;
+* a cached image is stored already resized to its tile when the mosaic's own resize of that copy
+  is the identity (its ``r`` is exactly 1, and ``cv2.resize`` to an image's own size copies it);
+  its boxes are stored rescaled by ``r``, and ``x * r * 1.0 + pad`` is ``x * r + pad`` in float32.
+  Images smaller than the tile and the rare size whose small copy would be resized again (about
+  1 in 500) are stored as they are;
+* tiles are read from the cache without copying; their boxes are cloned.
+
+Samples that pass through while the cache fills (the first four) are the originals, as before.
+Samples with masks are left to ``CachedMosaic`` itself. Because a full-size entry and its
+tile-sized copy give the same mosaics, a cache rebuilt from dataset indices on resume
+(``spinexr.datasets.transforms.state``: full results dicts) continues the run bit for bit.
 """
 from typing import Tuple
 
 import mmcv
+import numpy as np
+from numpy import random
 
 from mmdet.datasets.transforms import CachedMosaic
 from mmdet.registry import TRANSFORMS
+from mmdet.structures.bbox import autocast_box_type
+
+_LOCATIONS = ('top_left', 'top_right', 'bottom_left', 'bottom_right')
 
 
 @TRANSFORMS.register_module()
@@ -74,30 +87,86 @@ class YOLOCachedMosaic(CachedMosaic):
         """The scale ``CachedMosaic`` resizes a ``(height, width)`` image by (same expression)."""
         return min(self.img_scale[1] / height, self.img_scale[0] / width)
 
-    def _shrink(self, entry: dict) -> None:
-        """Resize a cached sample in place to its tile size, if the mosaic then leaves it as is."""
+    def _cache_entry(self, results: dict) -> dict:
+        """What the cache keeps of a sample: its own copies of the arrays, the image and boxes
+        already resized to the tile when the mosaic's resize of that copy is the identity."""
+        img, boxes = results['img'], results['gt_bboxes'].clone()
+        h, w = img.shape[:2]
+        ratio = self._tile_ratio(h, w)
+        small = None
+        if ratio < 1.0:
+            small = mmcv.imresize(img, (int(w * ratio), int(h * ratio)))
+            if self._tile_ratio(*small.shape[:2]) == 1.0:
+                boxes.rescale_([ratio, ratio])
+            else:
+                small = None  # the mosaic would resize this copy again: keep the original
+        entry = dict(img=img.copy() if small is None else small, gt_bboxes=boxes,
+                     gt_bboxes_labels=results['gt_bboxes_labels'].copy(),
+                     gt_ignore_flags=results['gt_ignore_flags'].copy())
+        if 'sample_idx' in results:
+            entry['sample_idx'] = results['sample_idx']
+        return entry
+
+    def _tile(self, entry: dict) -> tuple:
+        """The tile-sized image of a sample (not a copy when it already is) and its boxes,
+        rescaled (a new boxes object)."""
         img = entry['img']
         h, w = img.shape[:2]
         ratio = self._tile_ratio(h, w)
-        if ratio >= 1.0 or entry.get('gt_masks') is not None:
-            return
-        small = mmcv.imresize(img, (int(w * ratio), int(h * ratio)))
-        if self._tile_ratio(*small.shape[:2]) != 1.0:
-            return  # the mosaic would resize the small copy again: keep the original
-        entry['img'] = small
-        entry['img_shape'] = small.shape[:2]
-        entry['gt_bboxes'].rescale_([ratio, ratio])
+        size = (int(w * ratio), int(h * ratio))
+        boxes = entry['gt_bboxes'].clone()
+        if size != (w, h):
+            img = mmcv.imresize(img, size)
+        if ratio != 1.0:  # x * 1.0 == x: skipping it changes no bit
+            boxes.rescale_([ratio, ratio])
+        return img, boxes
 
+    @autocast_box_type()
     def transform(self, results: dict) -> dict:
-        """``CachedMosaic.transform``, then the sample it just cached is shrunk to its tile size.
+        """Cache the sample, then (once the cache holds five) tile it with three cached ones.
 
         Args:
             results (dict): The sample.
 
         Returns:
-            dict: The mosaic (or the sample itself while the cache fills), as ``CachedMosaic``.
+            dict: The ``(2h, 2w)`` mosaic with its boxes, or the sample itself while the cache
+            fills or when ``prob`` says no mosaic (exactly as ``CachedMosaic``).
         """
-        results = super().transform(results)
-        if self.results_cache:
-            self._shrink(self.results_cache[-1])
+        if results.get('gt_masks') is not None:
+            return super().transform(results)
+        cache = self.results_cache
+        cache.append(self._cache_entry(results))
+        if len(cache) > self.max_cached_images:
+            cache.pop(random.randint(0, len(cache) - 1) if self.random_pop else 0)
+        if len(cache) <= 4 or random.uniform(0, 1) > self.prob:
+            return results
+        indexes = self.get_indexes(cache)
+
+        tile_w, tile_h = self.img_scale
+        img = results['img']
+        canvas = np.full((int(tile_h * 2), int(tile_w * 2)) + img.shape[2:], self.pad_val,
+                         dtype=img.dtype)
+        center = (int(random.uniform(*self.center_ratio_range) * tile_w),
+                  int(random.uniform(*self.center_ratio_range) * tile_h))
+        all_boxes, labels, ignore = [], [], []
+        sources = [results] + [cache[i] for i in indexes]
+        for loc, source in zip(_LOCATIONS, sources):
+            tile, boxes = self._tile(source)
+            (x1p, y1p, x2p, y2p), (x1c, y1c, x2c, y2c) = self._mosaic_combine(
+                loc, center, tile.shape[:2][::-1])
+            canvas[y1p:y2p, x1p:x2p] = tile[y1c:y2c, x1c:x2c]
+            boxes.translate_([x1p - x1c, y1p - y1c])
+            all_boxes.append(boxes)
+            labels.append(source['gt_bboxes_labels'])
+            ignore.append(source['gt_ignore_flags'])
+
+        boxes = all_boxes[0].cat(all_boxes, 0)
+        if self.bbox_clip_border:
+            boxes.clip_([2 * tile_h, 2 * tile_w])
+        inside = boxes.is_inside([2 * tile_h, 2 * tile_w]).numpy()
+        results['img'] = canvas
+        results['img_shape'] = canvas.shape[:2]
+        results['gt_bboxes'] = boxes[inside]
+        results['gt_bboxes_labels'] = np.concatenate(labels, 0)[inside]
+        results['gt_ignore_flags'] = np.concatenate(ignore, 0)[inside]
         return results

@@ -37,19 +37,29 @@ def _samples(n: int, seed: int = 0) -> list:
     return out
 
 
-def _run(transform, samples: list, seed: int) -> tuple:
+def _run(transform, samples: list, seed: int, mutate: bool = False) -> tuple:
     np.random.seed(seed)
-    out = [transform(copy.deepcopy(s)) for s in samples]
+    out = []
+    for s in samples:
+        result = transform(copy.deepcopy(s))
+        out.append(copy.deepcopy(result))
+        if mutate:  # later transforms may change arrays and boxes in place: not the cache's
+            result['img'][...] = 7
+            result['gt_bboxes'].rescale_([2.0, 2.0])
+            result['gt_bboxes_labels'][...] = 0
     return out, np.random.random()  # the next draw shows how much of the stream was used
 
 
+@pytest.mark.parametrize('mutate', [False, True], ids=['', 'mutate'])
+@pytest.mark.parametrize('prob', [1.0, 0.6])
 @pytest.mark.parametrize('random_pop', [False, True])
 @pytest.mark.parametrize('seed', [0, 1, 42])
-def test_same_mosaics_as_mmdet(seed, random_pop):
-    kwargs = dict(img_scale=TILE, pad_val=114.0, max_cached_images=6, random_pop=random_pop)
+def test_same_mosaics_as_mmdet(seed, random_pop, prob, mutate):
+    kwargs = dict(img_scale=TILE, pad_val=114.0, max_cached_images=6, random_pop=random_pop,
+                  prob=prob)
     samples = _samples(30, seed)
-    ref, ref_next = _run(CachedMosaic(**kwargs), samples, seed)
-    ours, ours_next = _run(YOLOCachedMosaic(**kwargs), samples, seed)
+    ref, ref_next = _run(CachedMosaic(**kwargs), samples, seed, mutate)
+    ours, ours_next = _run(YOLOCachedMosaic(**kwargs), samples, seed, mutate)
     assert ours_next == ref_next
     for i, (a, b) in enumerate(zip(ours, ref)):
         assert a['img'].shape == b['img'].shape, i
@@ -75,6 +85,26 @@ def test_cache_holds_tile_sized_images():
             assert shape == (h, w) or max(shape[0] / TILE[1], shape[1] / TILE[0]) == 1.0
     assert shapes[0] == (64, 32) and shapes[1] == (34, 64) and shapes[6] == (64, 63)
     assert shapes[5] == (65, 98)  # not a fixed point
+
+
+def test_grey_images_and_cache_rebuilt_at_full_size():
+    """2-D images; a cache of full results dicts (what a resume rebuilds) mosaics the same."""
+    samples = _samples(20, 3)
+    for s in samples:
+        s['img'] = np.ascontiguousarray(s['img'][..., 0])
+    kwargs = dict(img_scale=TILE, pad_val=114.0, max_cached_images=6, random_pop=True)
+    ref_t, ours_t = CachedMosaic(**kwargs), YOLOCachedMosaic(**kwargs)
+    _run(ref_t, samples[:10], 5)
+    _run(ours_t, samples[:10], 5)
+    assert [e['img'].shape for e in ours_t.results_cache] != [
+        e['img'].shape for e in ref_t.results_cache]  # tile-sized copies in ours
+    ours_t.results_cache = copy.deepcopy(ref_t.results_cache)  # as a resume rebuilds it
+    ref, ref_next = _run(ref_t, samples[10:], 6)
+    ours, ours_next = _run(ours_t, samples[10:], 6)
+    assert ours_next == ref_next
+    for a, b in zip(ours, ref):
+        np.testing.assert_array_equal(a['img'], b['img'])
+        assert torch.equal(a['gt_bboxes'].tensor, b['gt_bboxes'].tensor)
 
 
 def test_built_from_config():
