@@ -25,18 +25,19 @@ the top-left corner of the first stored pixel), clipped to the image.
 import os
 import os.path as osp
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
-from .inference_io import (CSV_FIELDS, IMAGE_EXTS, ImageFileDataset, _collate, _record,  # noqa: F401
+from .inference_batch import DecodedBatch, collate_decoded  # noqa: F401
+from .inference_engine import BatchInferencer, prepare_images  # noqa: F401
+from .inference_io import (CSV_FIELDS, IMAGE_EXTS, ImageFileDataset, _record,  # noqa: F401
                            _write_overlay, collect_inputs, draw_overlay, read_image,
                            write_findings)
-from .inference_precision import InferencePrecision
 from .inference_preprocess import (DICOM_EXTS, PreprocessSpec, boxes_to_network,  # noqa: F401
-                                   interpolation_for, prepare_images, resize_on_device, to_chw)
+                                   interpolation_for)
+from .inference_writer import ResultWriter, overlay_stems
+
 
 def _load_config(config: str, cfg_options: Optional[dict] = None):
     from mmengine.config import Config
@@ -93,6 +94,10 @@ def build_detector(config: str, checkpoint: Optional[str], device: str = 'cpu',
             the latter by default; it is about 1.3x faster there).
         cfg_options (dict, optional): Config overrides.
 
+    The detector prepares itself for inference (``YOLO11Detector.prepare_for_inference``: fuse,
+    in-place activations, channels-last, half); other mmdet detectors are only put in eval mode
+    on the device.
+
     Returns:
         tuple: ``(model in eval mode on device, PreprocessSpec, class names)``.
     """
@@ -110,28 +115,11 @@ def build_detector(config: str, checkpoint: Optional[str], device: str = 'cpu',
     if checkpoint:
         meta = (_load_weights(model, checkpoint).get('meta') or {}).get('dataset_meta') or {}
     names = meta.get('classes') or (cfg.get('metainfo') or {}).get('classes') or CLASSES
-    model.eval()
-    if fuse and hasattr(getattr(model, 'yolo', None), 'fuse'):
-        model.yolo.fuse(verbose=False)
-    if hasattr(model, 'yolo'):  # in-place activations, as Ultralytics' loader sets for inference
-        for m in model.yolo.modules():
-            if hasattr(m, 'inplace'):
-                m.inplace = True
-    model.to(device)
-    if hasattr(model, 'yolo'):
-        if channels_last is None:
-            import platform
-            channels_last = str(device).startswith('cuda') or (
-                platform.machine() in ('x86_64', 'AMD64') and torch.backends.mkldnn.is_available()
-                and torch.backends.mkldnn.enabled)
-        if channels_last:
-            model.yolo.to(memory_format=torch.channels_last)
-            model._spinexr_channels_last = True
-            if hasattr(model, 'channels_last'):  # the adapter's own switch agrees
-                model.channels_last = True
-        if fp16 and str(device).startswith('cuda'):
-            model.half()
-            model._spinexr_half = True
+    model.eval().to(device)
+    half = fp16 and str(device).startswith('cuda')
+    if hasattr(model, 'prepare_for_inference'):  # YOLO11Detector: fuse, half, channels-last
+        model.prepare_for_inference(half=half, fuse=fuse, channels_last=channels_last)
+    # other mmdet detectors stay float32 (``fp16`` means autocast, InferencePrecision)
     return model, PreprocessSpec.from_pipeline(_test_pipeline(cfg)), list(names)
 
 
@@ -157,115 +145,6 @@ def build_classifier(config: str, checkpoint: Optional[str], device: str = 'cpu'
 
 
 # ----------------------------------------------------------------------------- running
-class BatchInferencer:
-    """Detector (+ optional classifier) on batches of decoded images.
-
-    Args:
-        detector (nn.Module): From :func:`build_detector`.
-        det_spec (PreprocessSpec): The detector's test-pipeline geometry.
-        class_names (Sequence[str]): Names by label.
-        classifier (nn.Module, optional): From :func:`build_classifier`.
-        cls_spec (PreprocessSpec, optional): The classifier's test-pipeline geometry.
-        device (str): Device of the inputs (the detector's).
-        fp16 (bool): Autocast to float16 on CUDA (a half YOLO11 model runs in half directly).
-            Device and precision are decided once, from the detector
-            (:meth:`InferencePrecision.of_detector`), and the classifier is moved and cast to
-            the same (``self.precision``).
-        score_thr (float): Boxes at or below this score are dropped.
-        fusion_threshold (float, optional): Decision fusion: on images whose abnormal probability
-            is below it, only boxes with score > ``fusion_box_thr`` are kept (needs a classifier).
-        fusion_box_thr (float): Box score kept on probably-normal images (VinDr paper: 0.5).
-        resize_mode (str): See :func:`prepare_images`.
-    """
-
-    def __init__(self, detector, det_spec: PreprocessSpec, class_names: Sequence[str],
-                 classifier=None, cls_spec: Optional[PreprocessSpec] = None,
-                 device: str = 'cpu', fp16: bool = False, score_thr: float = 0.05,
-                 fusion_threshold: Optional[float] = None, fusion_box_thr: float = 0.5,
-                 resize_mode: str = 'auto') -> None:
-        if fusion_threshold is not None and classifier is None:
-            raise ValueError('decision fusion (fusion_threshold) needs a classifier')
-        self.detector, self.det_spec = detector, det_spec
-        self.classifier, self.cls_spec = classifier, cls_spec
-        self.class_names = list(class_names)
-        self.device = torch.device(device)
-        # one decision for both models: the detector's device and dtype, the classifier follows
-        self.precision = InferencePrecision.of_detector(detector, fp16=fp16)
-        self.precision.apply(classifier)
-        self.channels_last = bool(getattr(detector, '_spinexr_channels_last', False))
-        self.score_thr = float(score_thr)
-        self.fusion_threshold = fusion_threshold
-        self.fusion_box_thr = float(fusion_box_thr)
-        self.resize_mode = resize_mode
-        test_cfg = getattr(detector, 'test_cfg', None)
-        if isinstance(test_cfg, dict) and 'conf_thr' in test_cfg:  # YOLO11: NMS only what is kept
-            if not hasattr(detector, '_spinexr_conf_thr'):  # the config's value, kept once
-                detector._spinexr_conf_thr = float(test_cfg['conf_thr'])
-            test_cfg['conf_thr'] = max(detector._spinexr_conf_thr, self.score_thr)
-
-    def min_long_side(self) -> Optional[int]:
-        """Smallest decoded size both models need (for the reduced DICOM decode)."""
-        sizes = []
-        for spec in (self.det_spec, self.cls_spec):
-            if spec is None:
-                continue
-            if spec.scale is None:
-                return None
-            sizes.append(max(spec.scale))
-        return max(sizes) if sizes else None
-
-    @torch.inference_mode()
-    def detect(self, items: Sequence[Dict[str, Any]]) -> List[Dict[str, np.ndarray]]:
-        """Boxes (original pixels), scores, labels per image, above ``score_thr``."""
-        from mmdet.structures import DetDataSample
-        inputs, metas = prepare_images(items, self.det_spec, self.device, self.resize_mode)
-        samples = [DetDataSample(metainfo=m) for m in metas]
-        data = self.detector.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
-        x = self.precision.inputs(data['inputs'])
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with self.precision.autocast():
-            results = self.detector.predict(x, data['data_samples'])
-        out = []
-        for res in results:
-            pred = res.pred_instances
-            keep = pred.scores > self.score_thr
-            bboxes = pred.bboxes[keep]
-            bboxes = bboxes.tensor if hasattr(bboxes, 'tensor') else bboxes
-            out.append(dict(bboxes=bboxes.float().cpu().numpy().reshape(-1, 4),
-                            scores=pred.scores[keep].float().cpu().numpy(),
-                            labels=pred.labels[keep].cpu().numpy().astype(np.int64)))
-        return out
-
-    @torch.inference_mode()
-    def classify(self, items: Sequence[Dict[str, Any]]) -> np.ndarray:
-        """Abnormal probability per image."""
-        from spinexr.evaluation.roc import positive_probability
-        inputs, _ = prepare_images(items, self.cls_spec, self.device, self.resize_mode)
-        data = self.classifier.data_preprocessor(dict(inputs=inputs), False)
-        with self.precision.autocast():
-            samples = self.classifier(inputs=self.precision.inputs(data['inputs']),
-                                      mode='predict')
-        return positive_probability(torch.stack([s.pred_score for s in samples]))
-
-    def __call__(self, items: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        """Detections (and ``abnormal_prob``) for a batch of decoded records."""
-        dets = self.detect(items)
-        if self.classifier is None:
-            return [dict(d, abnormal_prob=None) for d in dets]
-        probs = self.classify(items)
-        if self.fusion_threshold is not None:
-            from spinexr.evaluation.coco_ap import ImagePred
-            from spinexr.evaluation.fusion import gate_predictions
-            preds = [ImagePred(img_id=i, **d) for i, d in enumerate(dets)]
-            gated = gate_predictions(preds, [], {str(i): float(p) for i, p in enumerate(probs)},
-                                     operating_point=self.fusion_threshold,
-                                     box_score_thr=self.fusion_box_thr)
-            dets = [dict(bboxes=g.bboxes.reshape(-1, 4), scores=g.scores, labels=g.labels)
-                    for g in gated]
-        return [dict(d, abnormal_prob=float(p)) for d, p in zip(dets, probs)]
-
-
 def run_inference(inputs: Sequence[str], config: str, checkpoint: Optional[str],
                   out_dir: Optional[str] = None, classifier: Optional[Sequence[str]] = None,
                   fusion_threshold: Optional[float] = None, batch_size: int = 8,
@@ -330,47 +209,47 @@ def run_inference(inputs: Sequence[str], config: str, checkpoint: Optional[str],
     min_long_side = engine.min_long_side() if fast_decode else None
     if min_long_side is not None and out_dir and overlays:
         min_long_side = max(min_long_side, int(overlay_size))
-    # On the CPU the resize runs in the decoding workers (OpenCV, as mmcv); on a GPU, batched on
-    # the device. With a classifier (a second input size) it always runs in prepare_images.
-    worker_resize = torch.device(device).type == 'cpu' and clf is None
-    dataset = ImageFileDataset(files, min_long_side, resize_spec=spec if worker_resize else None,
-                               resize_mode=resize_mode, keep_display=overlay_dir is not None)
+    # Workers decode and stack each batch (pinned on CUDA); resize/pad/normalise run batched on
+    # the device, CPU included (one code path); a writer thread builds records and overlays.
+    cuda = torch.device(engine.device).type == 'cuda'
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=max(1, batch_size), shuffle=False, num_workers=workers,
-        collate_fn=_collate, pin_memory=torch.device(device).type == 'cuda',
-        prefetch_factor=4 if workers > 0 else None)
-    pool = ThreadPoolExecutor(max_workers=2) if overlay_dir else None
-    records, futures, used = [], [], set()
+        ImageFileDataset(files, min_long_side), batch_size=max(1, batch_size), shuffle=False,
+        num_workers=workers, collate_fn=collate_decoded, pin_memory=cuda,
+        prefetch_factor=4 if workers > 0 else None, persistent_workers=False)
+    meta = dict(config=config, checkpoint=checkpoint, classifier=list(classifier or []) or None,
+                fusion_threshold=fusion_threshold, score_thr=score_thr, classes=list(names),
+                box_format='xyxy, original image pixels', study_rule=study_rule,
+                study_map=study_map)
+    writer = ResultWriter(names, overlay_dir, overlay_stems(files) if overlay_dir else None)
     start = time.perf_counter()
-    with tqdm(total=len(files), unit='img', disable=not progress, dynamic_ncols=True) as bar:
-        for batch in loader:
-            good = [it for it in batch if it['error'] is None]
-            failures.extend((it['path'], it['error']) for it in batch if it['error'] is not None)
-            for it, det in zip(good, engine(good) if good else []):
-                rec = _record(it, det, names)
-                records.append(rec)
-                if pool is not None:
-                    stem, n = rec['image_id'], 1
-                    while stem in used:
-                        stem, n = f"{rec['image_id']}_{n}", n + 1
-                    used.add(stem)
-                    rec['overlay'] = osp.join(overlay_dir, stem + '.png')
-                    display = it.get('display', it['image'])
-                    futures.append(pool.submit(_write_overlay, rec['overlay'], display.numpy(),
-                                               it['orig_shape'], det, names))
-            bar.update(len(batch))
-    for fut in futures:
-        fut.result()
-    if pool is not None:
-        pool.shutdown()
+    try:
+        with tqdm(total=len(files), unit='img', disable=not progress, dynamic_ncols=True) as bar:
+            for batch in loader:
+                failures.extend((it['path'], it['error']) for it in batch.failures)
+                if batch.items:
+                    dets = engine.run_batch(batch)
+                    writer.put(batch.items, dets, batch.images if overlay_dir else None)
+                bar.update(len(batch))
+        records = writer.close()
+    except BaseException as exc:
+        # nothing handed over is lost: the writer finishes the queued batches, and what was
+        # done is written, marked incomplete, before the error goes on
+        try:
+            records = writer.close()
+        except RuntimeError:  # the writer failed too (or was the failure): nothing to add
+            records = None
+        if out_dir and records is not None:
+            assign_study_ids(records, studies_of)
+            write_findings(out_dir, records, failures,
+                           dict(meta, incomplete=f'stopped after {len(records)} of {len(files)} '
+                                f'images: {type(exc).__name__}: {exc}'),
+                           studies=study_records(records, names, rule=study_rule),
+                           class_names=names)
+        raise
     assign_study_ids(records, studies_of)
     studies = study_records(records, names, rule=study_rule)
     outputs = {}
     if out_dir:
-        meta = dict(config=config, checkpoint=checkpoint, classifier=list(classifier or []) or None,
-                    fusion_threshold=fusion_threshold, score_thr=score_thr, classes=list(names),
-                    box_format='xyxy, original image pixels', study_rule=study_rule,
-                    study_map=study_map)
         outputs = write_findings(out_dir, records, failures, meta, studies=studies,
                                  class_names=names)
     seconds = time.perf_counter() - start

@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .inference_preprocess import _CV2_INTERP, DICOM_EXTS, interpolation_for
+from .inference_preprocess import DICOM_EXTS
 
 #: Extensions read with OpenCV.
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -148,27 +148,18 @@ class ImageFileDataset(torch.utils.data.Dataset):
     """Decodes files for a ``DataLoader``; a failure is returned as a record, never raised.
 
     Each item is a dict: ``index``, ``path``, ``image`` (``uint8`` tensor ``(H, W)`` or
-    ``(H, W, 3)``, None on failure), ``orig_shape`` ``(h, w)``, ``error`` (str or None),
-    ``study_uid`` (a DICOM's *StudyInstanceUID*, else None) and, with ``resize_spec`` and
-    ``keep_display``, ``display`` (the decoded image before resizing).
+    ``(H, W, 3)`` as decoded, None on failure), ``orig_shape`` ``(h, w)``, ``error`` (str or
+    None), ``study_uid`` (a DICOM's *StudyInstanceUID*, else None). Nothing is resized here: the
+    resize runs batched on the device (:mod:`spinexr.apis.inference_batch`), on CPU too.
 
     Args:
         paths (Sequence[str]): Files.
         min_long_side (int, optional): Reduced JPEG 2000 decode (see :func:`read_image`).
-        resize_spec (PreprocessSpec, optional): Resize in the worker with OpenCV (mmcv's own
-            operation), for CPU inference; None leaves the resize to :func:`prepare_images`.
-        resize_mode (str): See :func:`prepare_images`.
-        keep_display (bool): Also return the decoded image (for overlays).
     """
 
-    def __init__(self, paths: Sequence[str], min_long_side: Optional[int] = None,
-                 resize_spec: Optional['PreprocessSpec'] = None, resize_mode: str = 'auto',
-                 keep_display: bool = False) -> None:
+    def __init__(self, paths: Sequence[str], min_long_side: Optional[int] = None) -> None:
         self.paths = list(paths)
         self.min_long_side = min_long_side
-        self.resize_spec = resize_spec
-        self.resize_mode = resize_mode
-        self.keep_display = keep_display
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -178,17 +169,7 @@ class ImageFileDataset(torch.utils.data.Dataset):
         item = dict(index=index, path=path, image=None, orig_shape=None, error=None,
                     study_uid=None)
         try:
-            img, orig_shape, item['study_uid'] = _decode(path, self.min_long_side)
-            item['orig_shape'] = orig_shape
-            if self.resize_spec is not None:
-                import cv2
-                size = self.resize_spec.target_size(orig_shape)
-                if self.keep_display:
-                    item['display'] = torch.from_numpy(img)
-                if tuple(img.shape[:2]) != size:
-                    mode = interpolation_for(path, img.shape[:2], size, self.resize_spec,
-                                             self.resize_mode)
-                    img = cv2.resize(img, size[::-1], interpolation=_CV2_INTERP[mode])
+            img, item['orig_shape'], item['study_uid'] = _decode(path, self.min_long_side)
             item['image'] = torch.from_numpy(img)
         except Exception as exc:  # noqa: BLE001 - any decode problem is reported, not raised
             msg = str(exc) if str(path) in str(exc) else f'{path}: {type(exc).__name__}: {exc}'
@@ -196,11 +177,7 @@ class ImageFileDataset(torch.utils.data.Dataset):
         return item
 
 
-def _collate(items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    return items
-
-
-# ----------------------------------------------------------------------------- preprocessing
+# ----------------------------------------------------------------------------- outputs
 def draw_overlay(image: np.ndarray, orig_shape: Tuple[int, int], bboxes: np.ndarray,
                  scores: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
                  abnormal_prob: Optional[float] = None) -> np.ndarray:

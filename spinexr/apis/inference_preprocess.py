@@ -2,11 +2,9 @@
 applied to decoded images in a batch, and the mapping of boxes between original and network pixels."""
 import os.path as osp
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 #: Extensions read as DICOM.
 DICOM_EXTS = ('.dcm', '.dicom')
@@ -100,89 +98,16 @@ class PreprocessSpec:
         return h, w
 
 
-def resize_on_device(img: torch.Tensor, size: Tuple[int, int], mode: str = 'bilinear'
-                     ) -> torch.Tensor:
-    """Resize a ``(C, h, w)`` image to ``size = (H, W)``; returns rounded float values in 0..255.
-
-    ``'bilinear'`` (and ``'bicubic'``) use half-pixel centres without antialiasing, as OpenCV's
-    ``INTER_LINEAR`` (mmcv's default) does; ``'area'`` averages (OpenCV's ``INTER_AREA`` for
-    integer factors; the converter shrinks DICOMs with it). ``'nearest'`` is supported too.
-    """
-    x = img.float()
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = x[None]
-        if mode in ('bilinear', 'bicubic'):
-            x = F.interpolate(x, size=size, mode=mode, align_corners=False)
-        elif mode in ('area', 'nearest'):
-            x = F.interpolate(x, size=size, mode=mode)
-        else:
-            raise ValueError(f'unsupported interpolation {mode!r}')
-        x = x[0].round_().clamp_(0, 255)
-    return x
-
-
-#: OpenCV flags of mmcv's interpolation names.
-_CV2_INTERP = dict(nearest=0, bilinear=1, bicubic=2, area=3)
-
-
 def interpolation_for(path: str, src_hw: Tuple[int, int], dst_hw: Tuple[int, int],
                       spec: PreprocessSpec, resize_mode: str = 'auto') -> str:
-    """Interpolation for one image (see ``resize_mode`` of :func:`prepare_images`)."""
+    """Interpolation for one image (see ``resize_mode`` of
+    :func:`spinexr.apis.inference_batch.preprocess_batch`)."""
     if resize_mode == 'auto':
         shrink = dst_hw[0] * dst_hw[1] < src_hw[0] * src_hw[1]
         if shrink and osp.splitext(path)[1].lower() in DICOM_EXTS:
             return 'area'
         return spec.interpolation
     return spec.interpolation if resize_mode == 'pipeline' else resize_mode
-
-
-def to_chw(img: torch.Tensor, grey: bool) -> torch.Tensor:
-    """``(H, W)`` or ``(H, W, 3)`` -> ``(1 or 3, H, W)`` without copying where possible."""
-    if img.ndim == 2:
-        return img[None]
-    x = img.permute(2, 0, 1)
-    if grey:  # luminance as OpenCV's BGR2GRAY
-        w = torch.tensor([0.114, 0.587, 0.299], device=x.device).view(3, 1, 1)
-        x = (x.float() * w).sum(0, keepdim=True).round()
-    return x
-
-
-def prepare_images(items: Sequence[Dict[str, Any]], spec: PreprocessSpec, device: torch.device,
-                   resize_mode: str = 'auto') -> Tuple[List[torch.Tensor], List[Dict[str, Any]]]:
-    """Resize (and pad) decoded images on ``device`` as the test pipeline would.
-
-    Args:
-        items (Sequence[dict]): Records of :class:`ImageFileDataset` without errors.
-        spec (PreprocessSpec): The test pipeline's geometry.
-        device (torch.device): Where the tensors go.
-        resize_mode (str): ``'auto'``: the pipeline's interpolation for files already at or below
-            the target size and for PNG/JPEG inputs, ``'area'`` when a DICOM is shrunk (as the
-            dataset converter does); or force ``'bilinear'`` / ``'area'``.
-
-    Returns:
-        tuple: ``(inputs, metainfos)``: ``(C, H, W)`` float tensors (0..255, channels as
-        ``LoadImageFromFile`` gives them: BGR or 3 x grey, or one grey channel) and per-image
-        ``ori_shape``, ``img_shape``, ``scale_factor`` (w, h; original -> network pixels).
-    """
-    inputs, metas = [], []
-    for it in items:
-        img = it['image'].to(device, non_blocking=True)
-        x = to_chw(img, spec.grey)
-        orig_h, orig_w = it['orig_shape']
-        new_h, new_w = spec.target_size((orig_h, orig_w))
-        mode = interpolation_for(it['path'], tuple(x.shape[-2:]), (new_h, new_w), spec,
-                                 resize_mode)
-        x = resize_on_device(x, (new_h, new_w), mode)  # no-op if the worker resized
-        pad_h, pad_w = spec.padded_size((new_h, new_w))
-        if (pad_h, pad_w) != (new_h, new_w):
-            x = F.pad(x, (0, pad_w - new_w, 0, pad_h - new_h), value=spec.pad_val)
-        if x.shape[0] == 1 and not spec.grey:
-            x = x.expand(3, -1, -1)
-        inputs.append(x)
-        metas.append(dict(img_id=it['index'], img_path=it['path'], ori_shape=(orig_h, orig_w),
-                          img_shape=(new_h, new_w),
-                          scale_factor=(new_w / orig_w, new_h / orig_h)))
-    return inputs, metas
 
 
 def boxes_to_network(bboxes: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
@@ -193,5 +118,3 @@ def boxes_to_network(bboxes: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
     out[:, 1::2] *= meta['scale_factor'][1]
     return out
 
-
-# ----------------------------------------------------------------------------- models

@@ -87,12 +87,17 @@ def test_resize_matches_mmdet_test_pipeline(tmp_path):
     np.testing.assert_allclose(metas[0]['scale_factor'], ref['scale_factor'])
     diff = np.abs(inputs[0].permute(1, 2, 0).numpy() - ref['img'].astype(np.float32))
     assert diff.max() <= 1.0
-    # CPU path: the decoding worker resizes with OpenCV, exactly as the mmdet pipeline
-    item = ImageFileDataset([str(png)], resize_spec=spec, keep_display=True)[0]
-    assert tuple(item['display'].shape) == (150, 110) and item['orig_shape'] == (150, 110)
-    inputs, metas2 = prepare_images([item], spec, torch.device('cpu'))
-    assert metas2 == metas
-    np.testing.assert_array_equal(inputs[0].permute(1, 2, 0).numpy(), ref['img'])
+    # one code path on every device: the decoding worker does not resize; a stacked batch of
+    # two sizes gives each image what it gives alone (the padding between them is never read)
+    big = tmp_path / 'big.png'
+    cv2.imwrite(str(big), _radiograph(300, 200, (30, 40, 150, 200), seed=4))
+    items = [ImageFileDataset([str(p)])[0] for p in (png, big)]
+    assert tuple(items[0]['image'].shape) == (150, 110)
+    both, metas2 = prepare_images(items, spec, torch.device('cpu'))
+    assert metas2[0] == metas[0]
+    np.testing.assert_array_equal(both[0].numpy(), inputs[0].numpy())
+    alone, _ = prepare_images(items[1:], spec, torch.device('cpu'))
+    np.testing.assert_array_equal(both[1].numpy(), alone[0].numpy())
 
 
 def test_collect_inputs(tmp_path):

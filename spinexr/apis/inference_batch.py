@@ -1,0 +1,233 @@
+"""The batched device path of :mod:`spinexr.apis.inference`: one stacked uint8 batch per step.
+
+Per batch, in order (the same code on CPU and CUDA):
+
+1. **Worker** (:func:`collate_decoded`, the ``DataLoader``'s ``collate_fn``): the decoded images are
+   ordered by size and stacked into ONE ``(N, C, H, W)`` uint8 tensor, padded at the bottom/right
+   to the batch's largest image (:func:`spinexr.datasets.collate.yolo_collate`, the training
+   path's collation); the ``DataLoader`` pins it (``pin_memory=True`` on CUDA).
+2. **Host to device** (:func:`to_device`): one non-blocking copy of that tensor.
+3. **Device** (:func:`preprocess_batch`): resize (``F.interpolate`` once per run of images of one
+   decoded size, original size and interpolation: one call for a batch of equal files), the
+   test pipeline's ``Pad``, padding between images of different sizes, then the model's own data
+   preprocessor on the stacked batch (BGR->RGB, normalise, pad to its size divisor).
+4. **Device to host** (:func:`pack_results` / :func:`to_host` / :func:`unpack_results`): the
+   per-image boxes, scores, labels (and the classifier's probabilities) concatenated on the
+   device, copied in ONE transfer, split on the host by the per-image counts.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .inference_preprocess import DICOM_EXTS, PreprocessSpec, interpolation_for
+
+
+@dataclass
+class DecodedBatch:
+    """A batch of decoded files, stacked (what the ``DataLoader`` yields).
+
+    Attributes:
+        items (list[dict]): The readable files' records in batch order (``index``, ``path``,
+            ``orig_shape``, ``size`` = decoded ``(h, w)``, ``study_uid``), sorted by size.
+        failures (list[dict]): Records of files that could not be decoded (``error`` set).
+        images (Tensor, optional): ``(len(items), C, H, W)`` uint8; image ``i`` is
+            ``images[i, :, :h, :w]``. None when no file of the batch could be read.
+    """
+    items: List[Dict[str, Any]] = field(default_factory=list)
+    failures: List[Dict[str, Any]] = field(default_factory=list)
+    images: Optional[Tensor] = None
+
+    def pin_memory(self) -> 'DecodedBatch':
+        """Called by the ``DataLoader``'s pinning thread (``pin_memory=True``)."""
+        if self.images is not None:
+            self.images = self.images.pin_memory()
+        return self
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.failures)
+
+
+def _sort_key(item: Dict[str, Any]) -> tuple:
+    """Images with one decoded size, original size and file kind become neighbours: they share
+    target size and interpolation, so one resize call covers them."""
+    ext = str(item['path']).lower().endswith(DICOM_EXTS)
+    return tuple(item['image'].shape[:2]), tuple(item['orig_shape']), ext
+
+
+def collate_decoded(records: Sequence[Dict[str, Any]]) -> DecodedBatch:
+    """Stack :class:`~spinexr.apis.inference_io.ImageFileDataset` records in the worker.
+
+    Grey ``(H, W)`` images stay one channel unless the batch also holds a colour image (then all
+    are three channels, grey repeated). Padding (value 0) is never read.
+
+    Args:
+        records (Sequence[dict]): Decoded records (``image`` a ``(H, W)`` or ``(H, W, 3)`` uint8
+            tensor, or ``error`` set).
+
+    Returns:
+        DecodedBatch: The stacked batch.
+    """
+    from spinexr.datasets.collate import yolo_collate
+    good = sorted((r for r in records if r.get('error') is None), key=_sort_key)
+    batch = DecodedBatch(failures=[dict(r, image=None) for r in records
+                                   if r.get('error') is not None])
+    if not good:
+        return batch
+    channels = 3 if any(r['image'].ndim == 3 for r in good) else 1
+    samples = []
+    for r in good:
+        img = r['image']
+        chw = img[None] if img.ndim == 2 else img.permute(2, 0, 1)
+        samples.append(dict(inputs=chw.expand(channels, -1, -1), data_samples=None))
+        batch.items.append({k: v for k, v in r.items() if k not in ('image', 'display')}
+                           | dict(size=tuple(int(s) for s in img.shape[:2])))
+    batch.images = yolo_collate(samples, pad_size_divisor=1, pad_value=0)['inputs']
+    return batch
+
+
+def to_device(images: Tensor, device: torch.device) -> Tensor:
+    """THE host-to-device copy of a batch: one non-blocking transfer of the stacked uint8
+    tensor (pinned by the loader on CUDA, so the copy overlaps with the host's work)."""
+    return images.to(device, non_blocking=True)
+
+
+def to_host(packed: Tensor) -> np.ndarray:
+    """THE device-to-host copy of a batch's results (one float32 tensor)."""
+    return packed.cpu().numpy()
+
+
+def _runs(keys: Sequence[Any]) -> List[Tuple[int, int]]:
+    """``[start, stop)`` ranges of equal neighbouring keys."""
+    runs, start = [], 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            runs.append((start, i))
+            start = i
+    return runs
+
+
+def _grey(x: Tensor) -> Tensor:
+    """``(n, 3, h, w)`` BGR -> ``(n, 1, h, w)`` luminance, as OpenCV's BGR2GRAY (rounded)."""
+    x = x.float()  # python-scalar weights: no host-to-device copy of a weight tensor
+    return (x[:, :1] * 0.114 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.299).round_()
+
+
+def _resize(x: Tensor, size: Tuple[int, int], mode: str) -> Tensor:
+    """Float ``(n, C, h, w)`` in 0..255 -> ``size``, rounded and clamped like a uint8 result.
+    Bilinear/bicubic use half-pixel centres without antialiasing (OpenCV's ``INTER_LINEAR``)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode in ('bilinear', 'bicubic'):
+        x = F.interpolate(x, size=size, mode=mode, align_corners=False)
+    elif mode in ('area', 'nearest'):
+        x = F.interpolate(x, size=size, mode=mode)
+    else:
+        raise ValueError(f'unsupported interpolation {mode!r}')
+    return x.round_().clamp_(0, 255)
+
+
+def _pixel_fill(preprocessor: Any, channels: int, device: torch.device) -> Tensor:
+    """Per-channel value (pixel units, input channel order) that the preprocessor turns into
+    its ``pad_value``: what the padding between images of different sizes must hold so the
+    stacked batch equals the preprocessor's own stacking of a list."""
+    pad = float(getattr(preprocessor, 'pad_value', 0) or 0)
+    fill = torch.full((channels,), pad, device=device)
+    if getattr(preprocessor, '_enable_normalize', False):
+        mean = preprocessor.mean.reshape(-1)  # buffers: on the model's device already
+        std = preprocessor.std.reshape(-1)
+        fill = (mean + pad * std).expand(channels) if mean.numel() == 1 else mean + pad * std
+        if getattr(preprocessor, '_channel_conversion', False) and fill.numel() == 3:
+            fill = fill.flip(0)
+    return fill.float()
+
+
+def preprocess_batch(images: Tensor, items: Sequence[Dict[str, Any]], spec: PreprocessSpec,
+                     preprocessor: Any = None, resize_mode: str = 'auto'
+                     ) -> Tuple[Tensor, List[Dict[str, Any]]]:
+    """Resize, pad and stack a batch on its device as the test pipeline would, image by image.
+
+    Args:
+        images (Tensor): ``(N, C, H, W)`` uint8 of :class:`DecodedBatch`, on the device.
+        items (Sequence[dict]): Its ``items`` (``path``, ``orig_shape``, ``size``).
+        spec (PreprocessSpec): The model's test-pipeline geometry.
+        preprocessor (optional): The model's data preprocessor: the padding between images
+            is filled with the value it pads with (:func:`_pixel_fill`). None: 0.
+        resize_mode (str): ``'auto'``: the pipeline's interpolation, ``'area'`` when a DICOM is
+            shrunk; ``'pipeline'``, ``'bilinear'``, ``'area'`` force one.
+
+    Returns:
+        tuple: ``(batch, metainfos)``: float ``(N, C', H', W')`` in 0..255 (``C'`` 1 for a
+        grey pipeline, else 3; ``H' x W'`` the largest padded image), and per image
+        ``img_id``, ``img_path``, ``ori_shape``, ``img_shape``, ``scale_factor`` (w, h: original
+        -> network pixels), ``pad_shape``.
+    """
+    n, channels = images.shape[:2]
+    out_c = 1 if spec.grey else 3
+    metas, keys, padded = [], [], []
+    for it in items:
+        orig_h, orig_w = it['orig_shape']
+        new_h, new_w = spec.target_size((orig_h, orig_w))
+        mode = interpolation_for(it['path'], it['size'], (new_h, new_w), spec, resize_mode)
+        keys.append((tuple(it['size']), (new_h, new_w), mode))
+        padded.append(spec.padded_size((new_h, new_w)))
+        metas.append(dict(img_id=it['index'], img_path=it['path'], ori_shape=(orig_h, orig_w),
+                          img_shape=(new_h, new_w), scale_factor=(new_w / orig_w, new_h / orig_h),
+                          pad_shape=padded[-1]))
+    height, width = max(p[0] for p in padded), max(p[1] for p in padded)
+    out = torch.empty((n, out_c, height, width), dtype=torch.float32, device=images.device)
+    out.copy_(_pixel_fill(preprocessor, out_c, images.device).view(1, -1, 1, 1).expand_as(out))
+    for i, (ph, pw) in enumerate(padded):  # the test pipeline's own Pad (pixel units)
+        if (ph, pw) != keys[i][1]:
+            out[i, :, :ph, :pw] = spec.pad_val
+    for start, stop in _runs(keys):
+        (h, w), size, mode = keys[start]
+        x = images[start:stop, :, :h, :w]
+        x = _grey(x) if spec.grey and channels == 3 else x.float()
+        out[start:stop, :, :size[0], :size[1]] = _resize(x, size, mode)
+    return out, metas
+
+
+def pack_results(dets: Sequence[Dict[str, Tensor]], probs: Optional[Tensor] = None
+                 ) -> Tuple[Tensor, List[int]]:
+    """One float32 device tensor holding every image's ``(k, 6)`` rows ``x1 y1 x2 y2 score
+    label`` and, after them, the classifier's probabilities; plus the per-image counts (known on
+    the host from the tensors' shapes: no synchronisation)."""
+    rows, counts = [], []
+    for d in dets:
+        bboxes = d['bboxes']
+        bboxes = bboxes.tensor if hasattr(bboxes, 'tensor') else bboxes
+        rows.append(torch.cat([bboxes.reshape(-1, 4).float(), d['scores'].float()[:, None],
+                               d['labels'].float()[:, None]], dim=1))
+        counts.append(int(rows[-1].shape[0]))
+    parts = [torch.cat(rows).reshape(-1)] if rows else []
+    if probs is not None:
+        parts.append(probs.float().reshape(-1))
+    device = parts[0].device if parts else 'cpu'
+    return (torch.cat(parts) if parts else torch.zeros(0, device=device)), counts
+
+
+def unpack_results(host: np.ndarray, counts: Sequence[int], score_thr: float,
+                   with_probs: bool) -> Tuple[List[Dict[str, np.ndarray]], Optional[np.ndarray]]:
+    """Split the host copy of :func:`pack_results` per image, keeping scores above
+    ``score_thr``; returns ``(detections, probabilities or None)``."""
+    total = int(sum(counts))
+    rows = host[:total * 6].reshape(total, 6)
+    probs = host[total * 6:] if with_probs else None
+    out, start = [], 0
+    for k in counts:
+        r = rows[start:start + k]
+        start += k
+        r = r[r[:, 4] > score_thr]
+        out.append(dict(bboxes=r[:, :4].copy(), scores=r[:, 4].copy(),
+                        labels=r[:, 5].astype(np.int64)))
+    return out, probs
+
+
+def round_up(size: int, divisor: int) -> int:
+    """``size`` rounded up to a multiple of ``divisor``."""
+    return int(math.ceil(size / divisor) * divisor)
