@@ -24,7 +24,8 @@ model = dict(
     model_yaml='yolo11l.yaml',
     data_preprocessor=dict(batch_augments=[
         # Multi-scale: every batch is resized to a random multiple of 32 in [480, 768].
-        dict(type='BatchSyncRandomResize', random_size_range=(480, 768), size_divisor=32,
+        # (mmdet's BatchSyncRandomResize with the size draw kept on the host: no device sync)
+        dict(type='YOLOBatchSyncRandomResize', random_size_range=(480, 768), size_divisor=32,
              interval=1)
     ]))
 
@@ -32,7 +33,8 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile', color_type='color', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True),
-    # mmdet's CachedMosaic (same mosaics, bit for bit) whose cache holds tile-sized images.
+    # mmdet's CachedMosaic (same mosaics, bit for bit) with a cache of tile-sized images and
+    # no deep copies of the samples.
     dict(type='YOLOCachedMosaic', img_scale=img_scale, pad_val=114.0, max_cached_images=40,
          random_pop=False),
     # CachedMosaic passes the first samples of each worker through unchanged until its cache

@@ -1,4 +1,5 @@
-"""Data preprocessors (registered into mmdet's MODELS)."""
+"""Data preprocessors and batch augmentations (registered into mmdet's MODELS)."""
+from .batch_resize import YOLOBatchSyncRandomResize
 from .yolo import YOLO_PAD_VALUE, YOLODetDataPreprocessor
 
-__all__ = ['YOLO_PAD_VALUE', 'YOLODetDataPreprocessor']
+__all__ = ['YOLO_PAD_VALUE', 'YOLOBatchSyncRandomResize', 'YOLODetDataPreprocessor']
