@@ -18,6 +18,11 @@ into the second) do all three. The ramp is driven by
 so ``--resume`` continues an open window (its gradients are restored by
 :class:`~spinexr.engine.hooks.ResumeStateHook`).
 
+The gradient norm that clipping computes is logged (``train/grad_norm``) without waiting for the
+device: it is copied to the host asynchronously and logged at the next step (mmengine reads it
+back with ``float()`` right away, one device-to-host sync per step that Ultralytics does not have).
+The logged value therefore lags by one optimizer step.
+
 Because the gradients are summed, the YOLO11 detector needs no ``loss_gain`` to undo mmengine's
 division (``loss_gain=1``); with a plain ``OptimWrapper`` and ``accumulative_counts > 1`` the loss
 would be divided and lr 0.01 would not mean what it means in Ultralytics.
@@ -25,6 +30,7 @@ would be divided and lr 0.01 would not mean what it means in Ultralytics.
 from typing import Optional
 
 import numpy as np
+import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch import Tensor, nn
 
@@ -48,6 +54,8 @@ class YOLOAccumulationMixin:
         self.nominal_accumulate = int(self._accumulative_counts)
         self.accumulate = self.nominal_accumulate
         self._last_step: Optional[int] = None
+        self._pending_norm: Optional[Tensor] = None  # last step's gradient norm, on its way
+        self._pending_event = None
 
     # -------------------------------------------------------------- the rule
     def ramp_accumulation(self, cur_iter: int, warmup_iters: int) -> int:
@@ -106,6 +114,33 @@ class YOLOAccumulationMixin:
         """Step the optimizer (clipping first, as the base wrapper does); remember the iteration."""
         super().step(**kwargs)
         self._last_step = self._inner_count - 1
+
+    def _clip_grad(self) -> None:
+        """Clip as mmengine does; log the norm of the previous step (no device sync here)."""
+        params = [p for group in self.optimizer.param_groups for p in group['params']
+                  if p.requires_grad and p.grad is not None]
+        if not params:
+            return
+        norm = self.clip_func(params, **self.clip_grad_kwargs)
+        if norm is None:  # clip_grad_value_ returns nothing
+            return
+        self.flush_grad_norm()
+        norm = norm.detach()
+        if norm.is_cuda:
+            self._pending_norm = norm.to('cpu', non_blocking=True)
+            self._pending_event = torch.cuda.Event()
+            self._pending_event.record()
+        else:
+            self._pending_norm = norm
+
+    def flush_grad_norm(self) -> None:
+        """Log the pending gradient norm (waits only for its copy, long finished by then)."""
+        if self._pending_norm is None:
+            return
+        if self._pending_event is not None:
+            self._pending_event.synchronize()
+        self.message_hub.update_scalar('train/grad_norm', float(self._pending_norm))
+        self._pending_norm, self._pending_event = None, None
 
     def has_pending_gradients(self) -> bool:
         """Whether gradients of back-propagated iterations wait for a step."""

@@ -129,3 +129,23 @@ def test_shipped_recipe_uses_it_with_unit_loss_gain():
     assert cfg.optim_wrapper.type == 'YOLOOptimWrapper'
     assert cfg.optim_wrapper.accumulative_counts == 4
     assert cfg.model.loss_gain == 1.0
+
+
+def test_grad_norm_logged_one_step_later_without_reading_it_back():
+    """Clipping's norm goes to the message hub at the next step (mmengine calls float() on it
+    at once: a device-to-host sync per step)."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('test_grad_norm')
+    model = _model()
+    wrapper = YOLOOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=1,
+                               clip_grad=dict(max_norm=10.0))
+    wrapper.message_hub = hub
+    wrapper.initialize_count_status(model, 0, 10)
+    x = torch.ones(2, 3)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        wrapper.update_params(model(x).sum())
+    assert not [e for e in prof.events() if e.name in ('aten::item', 'aten::_local_scalar_dense')]
+    assert 'train/grad_norm' not in hub.log_scalars
+    first = float(wrapper._pending_norm)
+    wrapper.update_params(model(x).sum())
+    assert hub.get_scalar('train/grad_norm').current() == first
