@@ -23,9 +23,11 @@ RECIPE = dict(max_rotate_degree=0.0, max_translate_ratio=0.1, scaling_ratio_rang
 BORDERS = {'mosaic': (-SCALE // 2, -SCALE // 2), 'letterbox': (0, 0)}
 
 
-def _sample(size: int, seed: int = 5) -> dict:
+def _sample(size: int, seed: int = 5, sharp: bool = False) -> dict:
     rng = np.random.default_rng(seed)
-    grey = cv2.GaussianBlur(rng.integers(0, 256, (size, size), dtype=np.uint8), (5, 5), 1.5)
+    grey = rng.integers(0, 256, (size, size), dtype=np.uint8)
+    if not sharp:
+        grey = cv2.GaussianBlur(grey, (5, 5), 1.5)
     xy = rng.uniform(0, size * 0.8, (12, 2))
     wh = rng.uniform(2, size * 0.3, (12, 2))
     boxes = np.concatenate([xy, np.minimum(xy + wh, size)], axis=1).astype(np.float32)
@@ -40,11 +42,12 @@ def _run(transform, sample: dict, seed: int) -> tuple:
     return out, np.random.random()  # the next draw shows how much of the stream was used
 
 
+@pytest.mark.parametrize('sharp', [False, True], ids=['smooth', 'noise'])
 @pytest.mark.parametrize('seed', SEEDS)
 @pytest.mark.parametrize('stage', sorted(BORDERS))
-def test_same_boxes_and_nearly_same_image_as_mmdet(stage, seed):
+def test_same_boxes_and_nearly_same_image_as_mmdet(stage, seed, sharp):
     size = 2 * SCALE if stage == 'mosaic' else SCALE
-    sample = _sample(size)
+    sample = _sample(size, sharp=sharp)
     ref, ref_next = _run(RandomAffine(border=BORDERS[stage], **RECIPE), sample, seed)
     ours, ours_next = _run(YOLORandomAffine(border=BORDERS[stage], **RECIPE), sample, seed)
     assert ours_next == ref_next
@@ -52,13 +55,13 @@ def test_same_boxes_and_nearly_same_image_as_mmdet(stage, seed):
     assert torch.equal(ours['gt_bboxes'].tensor, ref['gt_bboxes'].tensor)
     np.testing.assert_array_equal(ours['gt_bboxes_labels'], ref['gt_bboxes_labels'])
     np.testing.assert_array_equal(ours['gt_ignore_flags'], ref['gt_ignore_flags'])
-    # warpAffine and warpPerspective quantise the source position differently (fixed point vs
-    # rounded doubles, both on a 1/32 px grid): at most one grey level, on a small share of the
-    # pixels (how many depends on the image's gradients: ~1 % on a 640 px radiograph-like image,
-    # up to ~7 % on this small, noisy one).
+    # warpAffine and warpPerspective round the source position of a pixel differently (fixed
+    # point vs doubles, both to a 1/32 px step), so a pixel can be interpolated one or two steps
+    # apart: the difference is at most the local intensity step x 2/32. On a smooth image that is
+    # one grey level; on pixel noise (steps up to 255) up to 16 levels at a few pixels.
     diff = np.abs(ours['img'].astype(np.int16) - ref['img'].astype(np.int16))
-    assert diff.max() <= 1
-    assert (diff > 0).mean() < 0.15
+    assert diff.max() <= (16 if sharp else 1)
+    assert diff.mean() < (1.0 if sharp else 0.15)
 
 
 @pytest.mark.parametrize('seed', SEEDS)
