@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check of issue 12 in one script: YOLO11 training throughput (spinexr adapter vs. Ultralytics'
-# trainer, benchmarks/bench_yolo_parity.py) and inference throughput (benchmarks/bench_infer.py) on
+# trainer, benchmarks/bench_yolo_parity.py), the EMA update (benchmarks/bench_ema.py, log only) and
+# inference throughput (benchmarks/bench_infer.py) on
 # a phantom of 1,024 train / 128 test images converted at 1024 px. Sized to finish within about
 # 6 minutes on one H200 (16 cores); see docs/gpu.md.
 #
@@ -46,6 +47,7 @@ if [ "$smoke" = 1 ]; then
   infer_args=(--size n --imgsz 128 --batch 8 --workers 1 --device cpu)
   infer_min=32          # at least this many files: the phantom's PNGs, hard-linked again as needed
   infer_max=300 reserve_parity=300  # inference: at most infer_max s, leaving reserve_parity
+  ema_device=cpu
   if [ -n "${PYTHON:-}" ]; then py=("$PYTHON")
   elif [ -x .venv/bin/python ]; then py=(.venv/bin/python)
   else py=(python3); fi
@@ -58,6 +60,7 @@ else
   infer_args=(--size l --imgsz 640 --batch 32 --workers 16 --device cuda --fp16)
   infer_min=2048
   infer_max=100 reserve_parity=180
+  ema_device=cuda
   if [ -f .gpu/run.sh ]; then py=(bash .gpu/run.sh python3)
   else py=("${PYTHON:-python3}"); fi
 fi
@@ -156,6 +159,15 @@ if [ $data_ok = 1 ]; then
 else  # fall back to the benchmarks' own generated data (small images), said in the log
   echo "=== no phantom: both benchmarks generate their own (smaller) images" | tee -a "$log"
   parity_data=(--train-images $n_train --test-images $n_test)
+fi
+
+# ------------------------------------------------------------------ 2b. EMA update, old vs new
+# (seconds: mmdet's ExpMomentumEMA read its step count back once per tensor; figures in the log)
+if [ $setup_rc -ne 0 ]; then
+  skip ema 'setup failed'
+else
+  step ema 40 $((infer_max + reserve_parity)) "${py[@]}" benchmarks/bench_ema.py --sizes n l \
+    --device "$ema_device" --repeats 10
 fi
 
 # ------------------------------------------------------------------ 3. inference throughput
