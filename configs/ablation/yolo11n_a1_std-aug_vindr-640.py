@@ -3,5 +3,5 @@
 # mixup. Baseline: yolo11n_a0_baseline_vindr-640.py.
 _base_ = '../yolo11/yolo11n_35e_vindr-640.py'
 
-train_pipeline = [t for t in _base_.train_pipeline if t['type'] != 'YOLOCachedMixUp']
+train_pipeline = [t for t in _base_.train_pipeline if t['type'] != 'CachedMixUp']
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -46,8 +46,7 @@ train_pipeline = [
     dict(type='YOLORandomAffine', max_rotate_degree=0.0, max_translate_ratio=0.1,
          scaling_ratio_range=(0.5, 1.5), max_shear_degree=0.0,
          border=(-img_scale[0] // 2, -img_scale[1] // 2), border_val=(114, 114, 114)),
-    # mmdet's CachedMixUp (same result) caching only the image, boxes, labels and flags.
-    dict(type='YOLOCachedMixUp', img_scale=img_scale, ratio_range=(1.0, 1.0), flip_ratio=0.0,
+    dict(type='CachedMixUp', img_scale=img_scale, ratio_range=(1.0, 1.0), flip_ratio=0.0,
          pad_val=114.0, max_cached_images=20, random_pop=False, prob=mixup_prob),
     dict(type='UltralyticsHSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
     dict(type='RandomFlip', prob=0.5),

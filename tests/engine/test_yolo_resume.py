@@ -50,7 +50,7 @@ def recipe_config(data_root: Path, work_dir: Path, max_epochs: int = 3):
     for e in (cfg.val_evaluator, cfg.test_evaluator):
         e.ann_file = root + 'annotations/test.json'
     for t in cfg.train_dataloader.dataset.pipeline:
-        if t['type'] == 'YOLOCachedMixUp':
+        if t['type'] == 'CachedMixUp':
             t['prob'] = 0.5  # let mixup fire in a few iterations
     cfg.train_dataloader.batch_size = 4  # 12 images: 3 iterations per epoch, 4 per step
     cfg.val_dataloader.batch_size = cfg.test_dataloader.batch_size = 2

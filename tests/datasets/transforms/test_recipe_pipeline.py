@@ -2,9 +2,8 @@
 
 ``configs/yolo11/yolo11l_35e_vindr-640.py`` uses spinexr's faster equivalents of mmdet transforms
 (``YOLOCachedMosaic`` for ``CachedMosaic``, ``FitMosaicCanvas`` for ``Resize`` + ``Pad``,
-``YOLORandomAffine`` for ``RandomAffine``, ``YOLOCachedMixUp`` for ``CachedMixUp``). Both stages
-are run here on tiny generated data (images larger than the scaled tile, so the mosaic cache
-shrinks them) next to the same pipeline spelt with
+``YOLORandomAffine`` for ``RandomAffine``). Both stages are run here on tiny generated data (images
+larger than the scaled tile, so the mosaic cache shrinks them) next to the same pipeline spelt with
 mmdet's transforms, under the same seed: same boxes and labels; the images differ only where
 ``cv2.warpAffine`` and ``cv2.warpPerspective`` round a source position to different 1/32 px
 steps (see ``spinexr/datasets/transforms/affine.py``): on these sharp-edged phantoms a few grey
@@ -33,8 +32,6 @@ def _as_mmdet(pipeline: list) -> list:
         kind = t['type']
         if kind == 'YOLOCachedMosaic':
             out.append(dict(t, type='CachedMosaic'))
-        elif kind == 'YOLOCachedMixUp':
-            out.append(dict(t, type='CachedMixUp'))
         elif kind == 'YOLORandomAffine':
             out.append(dict(t, type='RandomAffine'))
         elif kind == 'FitMosaicCanvas':
@@ -71,7 +68,7 @@ def test_recipe_pipeline_equals_mmdet_transforms(tmp_path, stage):
                     if h['type'] == 'PipelineSwitchHook'][0]['switch_pipeline']
     pipeline = scale_pipeline_sizes(Config({'p': pipeline}).to_dict()['p'], FACTOR)
     for t in pipeline:
-        if t['type'] == 'YOLOCachedMixUp':
+        if t['type'] == 'CachedMixUp':
             t['prob'] = 0.5  # let mixup fire often
     assert _as_mmdet(pipeline) != pipeline  # the recipe does use spinexr's transforms
     ours = _run(_dataset(cfg, root, pipeline), 40, 0)
