@@ -28,9 +28,10 @@ other names up to ``--images`` (the same bytes decoded again; no generation time
 Weights: a spinexr checkpoint given with ``--checkpoint`` (trained), else random initialisation
 (said in the output): throughput then includes almost no NMS work.
 
-CPU-sized run (the default: 64 generated PNGs of 1024 px + 64 DICOMs, YOLO11-n at 320 px)::
+CPU-sized run (defaults: 128 generated PNGs + as many DICOMs, YOLO11-n at 320 px, batch 8, no
+decoding worker; the figures of docs/inference.md)::
 
-    nice -n 10 python benchmarks/bench_infer.py --src-size 1024 --batch 8 --workers 1
+    nice -n 10 python benchmarks/bench_infer.py --images 256 --src-size 1024 --batch 8
 
 GPU run (the issue's setting: YOLO11-l, 640 px, batch 32, fp16; >= 2,000 images)::
 
@@ -54,8 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--inputs', nargs='+',
                    help='image files/folders/lists (default: generated PNGs)')
-    p.add_argument('--images', type=int, default=64,
-                   help='generated PNGs (default 64, CPU-sized; use >= 2048 on a GPU)')
+    p.add_argument('--images', type=int, default=128,
+                   help='generated PNGs (default 128, CPU-sized; use >= 2048 on a GPU)')
     p.add_argument('--unique', type=int, default=32,
                    help='distinct generated images; the rest are hard links to them')
     p.add_argument('--dicoms', type=int, default=None,
@@ -68,7 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--config', help='default: configs/yolo11/yolo11<size>_35e_vindr-640.py')
     p.add_argument('--checkpoint', help='trained spinexr checkpoint (default: random init)')
     p.add_argument('--batch', type=int, default=8)
-    p.add_argument('--workers', type=int, default=1, help='decoding workers of the spinexr side')
+    p.add_argument('--workers', type=int, default=0,
+                   help='decoding workers of the spinexr side (default 0: on a 2-core CPU a worker '
+                   'process competes with the network for a core; 16 on the GPU machine)')
     p.add_argument('--decode-workers', type=int, default=None,
                    help='workers of the decode-only rows (default: all cores)')
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
@@ -95,6 +98,8 @@ def _radiograph(rng, h: int, w: int):
 
 
 def _link(src: Path, dst: Path) -> None:
+    if dst.exists() or dst.is_symlink():  # a rerun in the same --work-dir
+        dst.unlink()
     try:
         os.link(src, dst)
     except OSError:  # another file system: copy
@@ -154,18 +159,21 @@ def decode_rate_fn(files: list, batch: int, workers: int, min_long_side):
     return run
 
 
-def best_times(fns: dict, repeats: int) -> dict:
-    """One warm-up call of each, then ``repeats`` interleaved timed rounds; best time each
-    (interleaving spreads the load of a shared machine over all of them alike)."""
+def best_times(fns: dict, repeats: int) -> tuple:
+    """One warm-up call of each, then ``repeats`` interleaved timed rounds; returns the best
+    time of each and every round's times (interleaving spreads the load of a shared machine over
+    all of them alike; the per-round ratios of neighbouring runs are the steadier comparison)."""
     for fn in fns.values():
         fn()  # warm-up (workers, cudnn, lazy init, Ultralytics' predictor setup)
-    best = {k: float('inf') for k in fns}
+    rounds = []
     for _ in range(repeats):
+        times = {}
         for k, fn in fns.items():
             t0 = time.perf_counter()
             fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
+            times[k] = time.perf_counter() - t0
+        rounds.append(times)
+    return {k: min(r[k] for r in rounds) for k in fns}, rounds
 
 
 def main(argv=None) -> dict:
@@ -257,7 +265,7 @@ def main(argv=None) -> dict:
     if dicoms:  # the reduced JPEG 2000 decode the pipeline uses (overlays off: network input)
         fns.update(spinexr_dicom=spinexr_on(dicoms, 'spinexr_dicom_out'),
                    decode_dicom=decode_rate_fn(dicoms, args.batch, decode_workers, s))
-    t = best_times({k: threads(fn) for k, fn in fns.items()}, args.repeats)
+    t, rounds = best_times({k: threads(fn) for k, fn in fns.items()}, args.repeats)
     n = len(files)
     rates = {k: (args.batch * args.forward_iters if k == 'bare_forward' else
                  len(dicoms) if 'dicom' in k else n) / v for k, v in t.items()}
@@ -271,7 +279,10 @@ def main(argv=None) -> dict:
         fp16=args.fp16, images_per_s={k: round(v, 2) for k, v in rates.items()},
         spinexr_vs_ultralytics=round(rates['spinexr'] / rates['ultralytics'], 2),
         spinexr_vs_bare_forward=round(rates['spinexr'] / rates['bare_forward'], 3),
-        spinexr_vs_decode_png=round(rates['spinexr'] / rates['decode_png'], 3))
+        spinexr_vs_decode_png=round(rates['spinexr'] / rates['decode_png'], 3),
+        # per round: ultralytics time / spinexr time of neighbouring runs (same machine load)
+        spinexr_vs_ultralytics_rounds=[round(r['ultralytics'] / r['spinexr'], 2)
+                                       for r in rounds])
     if dicoms:
         result['spinexr_dicom_vs_decode_dicom'] = round(
             rates['spinexr_dicom'] / rates['decode_dicom'], 3)
@@ -284,7 +295,8 @@ def main(argv=None) -> dict:
         print(f'{k:<14}{v:>10.2f}')
     print(f"spinexr / ultralytics predict: {result['spinexr_vs_ultralytics']:.2f}x; "
           f"spinexr / bare forward: {result['spinexr_vs_bare_forward']:.3f}; "
-          f"spinexr / PNG decode-only: {result['spinexr_vs_decode_png']:.3f}"
+          f"spinexr / PNG decode-only: {result['spinexr_vs_decode_png']:.3f}; per round "
+          f"spinexr / predict: {result['spinexr_vs_ultralytics_rounds']}"
           + (f"; spinexr DICOM / DICOM decode-only: "
              f"{result['spinexr_dicom_vs_decode_dicom']:.3f}" if dicoms else ''))
     (work / 'bench_infer.json').write_text(json.dumps(result, indent=1))

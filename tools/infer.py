@@ -34,7 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    'image alone')
     p.add_argument('--out', default='infer_out', help='output folder (default: infer_out)')
     p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--workers', type=int, default=2, help='decoding processes (0: in-process)')
+    p.add_argument('--workers', type=int, default=2,
+                   help='decoding processes (0: one decoding thread in this process)')
     p.add_argument('--device', default='cpu', help="'cpu', 'cuda' or 'cuda:N'")
     p.add_argument('--score-thr', type=float, default=0.05, help='drop boxes at or below it')
     p.add_argument('--fp16', action='store_true', help='half precision (CUDA only)')

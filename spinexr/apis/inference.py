@@ -6,13 +6,17 @@ The pipeline, in order:
 2. Worker processes (a torch ``DataLoader``) decode each file with :func:`read_image`: DICOM
    through :func:`spinexr.io.load_dicom` (display-correct 8-bit: modality LUT, VOI window,
    MONOCHROME1 inverted), other images with OpenCV as mmcv's ``LoadImageFromFile`` would (BGR).
-   A file that cannot be read becomes a failure record; the run goes on.
-3. On the device, each decoded image is resized as the config's test pipeline says
-   (:class:`PreprocessSpec`: mmdet ``Resize`` scale / keep_ratio, optional ``Pad``; on a CPU
-   device the workers resize with OpenCV instead, mmcv's own operation); the list is
-   handed to the model's own ``data_preprocessor`` (stack, pad, BGR->RGB, normalise) and to
-   ``model.predict`` with per-image metainfo (``ori_shape``, ``img_shape``, ``scale_factor``), so
-   boxes come back in the pixel grid of the original file (for DICOM: Rows x Columns).
+   A file that cannot be read becomes a failure record; the run goes on. The worker stacks the
+   batch into one padded uint8 tensor (:func:`~spinexr.apis.inference_batch.collate_decoded`),
+   pinned on CUDA.
+3. On the device (the same code on CPU): one non-blocking copy of the batch, the resize/pad of
+   the config's test pipeline (:class:`PreprocessSpec`: mmdet ``Resize`` scale / keep_ratio,
+   optional ``Pad``) batched with ``F.interpolate``, the model's own ``data_preprocessor`` on
+   the stacked batch (BGR->RGB, normalise, pad) and ``model.predict`` with per-image metainfo
+   (``ori_shape``, ``img_shape``, ``scale_factor``), so boxes come back in the pixel grid of the
+   original file (for DICOM: Rows x Columns); all results come back in one copy
+   (:class:`~spinexr.apis.inference_engine.BatchInferencer`). A writer thread builds the records
+   and draws the overlays (:class:`~spinexr.apis.inference_writer.ResultWriter`).
 4. Optionally an image classifier (mmpretrain model or ``WeightedEnsembleClassifier``) gives the
    abnormal probability, and decision fusion (:func:`spinexr.evaluation.fusion.gate_predictions`)
    keeps only boxes above 0.5 on images whose probability is below the fusion threshold.
@@ -29,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .inference_batch import DecodedBatch, collate_decoded  # noqa: F401
+from .inference_batch import DecodedBatch, collate_decoded, prefetch  # noqa: F401
 from .inference_engine import BatchInferencer, prepare_images  # noqa: F401
 from .inference_io import (CSV_FIELDS, IMAGE_EXTS, ImageFileDataset, _record,  # noqa: F401
                            _write_overlay, collect_inputs, draw_overlay, read_image,
@@ -222,9 +226,11 @@ def run_inference(inputs: Sequence[str], config: str, checkpoint: Optional[str],
                 study_map=study_map)
     writer = ResultWriter(names, overlay_dir, overlay_stems(files) if overlay_dir else None)
     start = time.perf_counter()
+    # workers=0: decoding runs in a helper thread (overlapping the network; no worker process)
+    batches = loader if workers > 0 else prefetch(loader)
     try:
         with tqdm(total=len(files), unit='img', disable=not progress, dynamic_ncols=True) as bar:
-            for batch in loader:
+            for batch in batches:
                 failures.extend((it['path'], it['error']) for it in batch.failures)
                 if batch.items:
                     dets = engine.run_batch(batch)
@@ -232,6 +238,8 @@ def run_inference(inputs: Sequence[str], config: str, checkpoint: Optional[str],
                 bar.update(len(batch))
         records = writer.close()
     except BaseException as exc:
+        if hasattr(batches, 'close'):  # stop the decoding thread now
+            batches.close()
         # nothing handed over is lost: the writer finishes the queued batches, and what was
         # done is written, marked incomplete, before the error goes on
         try:

@@ -16,8 +16,10 @@ Per batch, in order (the same code on CPU and CUDA):
    device, copied in ONE transfer, split on the host by the per-image counts.
 """
 import math
+import queue
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -231,3 +233,50 @@ def unpack_results(host: np.ndarray, counts: Sequence[int], score_thr: float,
 def round_up(size: int, divisor: int) -> int:
     """``size`` rounded up to a multiple of ``divisor``."""
     return int(math.ceil(size / divisor) * divisor)
+
+
+def prefetch(iterable: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``iterable`` in a background thread, ``depth`` items ahead.
+
+    With ``workers=0`` the ``DataLoader`` decodes in the thread that iterates it; here that is a
+    helper thread, so decoding (OpenCV and pydicom release the GIL) overlaps with the network in
+    the main thread without a worker process (no fork, no inter-process copy of the batch).
+    An exception of the iterable is raised here, in the consumer.
+    """
+    q: 'queue.Queue[Any]' = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for x in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put((None, x), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put((exc, None))
+            return
+        q.put((None, done))
+
+    thread = threading.Thread(target=run, name='spinexr-infer-decode', daemon=True)
+    thread.start()
+    try:
+        while True:
+            exc, x = q.get()
+            if exc is not None:
+                raise exc
+            if x is done:
+                return
+            yield x
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a pending put, then let the thread end
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.1)

@@ -103,3 +103,25 @@ def test_detector_prepares_itself_for_inference(tmp_path, half):
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in fresh.modules())
     assert {p.dtype for p in fresh.parameters()} == {torch.float16 if half else torch.float32}
     assert fresh.channels_last is False and not fresh.training
+
+
+def test_prefetch_thread_order_errors_and_early_stop():
+    """workers=0 decodes in a helper thread: items in order, the iterable's error raised in the
+    consumer, and a consumer that stops early ends the thread."""
+    import threading
+
+    from spinexr.apis.inference_batch import prefetch
+    assert list(prefetch(iter(range(7)), depth=2)) == list(range(7))
+
+    def broken():
+        yield 1
+        raise ValueError('collate failed for /x/a.png')
+
+    gen = prefetch(broken())
+    assert next(gen) == 1
+    with pytest.raises(ValueError, match='a.png'):
+        next(gen)
+    gen = prefetch(iter(range(100)), depth=1)
+    assert next(gen) == 0
+    gen.close()
+    assert not [t for t in threading.enumerate() if t.name == 'spinexr-infer-decode']
