@@ -5,11 +5,20 @@
 #   python tools/run_ablation.py --seeds 0 1 2          (see docs/imbalance.md)
 _base_ = '../yolo11/yolo11n_35e_vindr-640.py'
 
-# The recipe's last-stage pipeline (letterbox) without its RandomAffine / HSV / flip.
-train_pipeline = [
-    t for t in _base_.train_pipeline_stage2
-    if t['type'] not in ('YOLORandomAffine', 'UltralyticsHSVRandomAug', 'RandomFlip')
-]
+# The recipe's last-stage pipeline without its random affine / HSV / flip: a letterbox (resize,
+# then pad at the bottom/right to the square input).
+def _letterbox_only(pipeline, img_scale):
+    out = []
+    for t in pipeline:
+        if t['type'] in ('YOLORandomAffine', 'UltralyticsHSVRandomAug', 'RandomFlip'):
+            continue
+        out.append(t)
+        if t['type'] == 'Resize':
+            out.append(dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))))
+    return out
+
+
+train_pipeline = _letterbox_only(_base_.train_pipeline_stage2, _base_.img_scale)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 model = dict(data_preprocessor=dict(batch_augments=None))  # no multi-scale either
 # Only the EMA hook: there is no mosaic stage to switch off.

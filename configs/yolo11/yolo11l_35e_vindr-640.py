@@ -42,7 +42,8 @@ train_pipeline = [
     # the affine crop below always gets a canvas (real mosaics already are one: left as they are).
     dict(type='FitMosaicCanvas', scale=(2 * img_scale[0], 2 * img_scale[1]),
          pad_val=(114, 114, 114)),
-    # mmdet's RandomAffine (same matrices, same boxes) warped by cv2.warpAffine, as Ultralytics.
+    # Ultralytics' affine (RandomPerspective without perspective): scaled/translated about the
+    # canvas centre, where the four tiles meet, and boxes cut to slivers dropped.
     dict(type='YOLORandomAffine', max_rotate_degree=0.0, max_translate_ratio=0.1,
          scaling_ratio_range=(0.5, 1.5), max_shear_degree=0.0,
          border=(-img_scale[0] // 2, -img_scale[1] // 2), border_val=(114, 114, 114)),
@@ -54,14 +55,16 @@ train_pipeline = [
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),
     dict(type='PackDetInputs'),
 ]
-# Last `close_mosaic_epochs` epochs: letterbox (bottom/right padding) without mosaic/mixup.
+# Last `close_mosaic_epochs` epochs, without mosaic/mixup: the image resized to the long side
+# and warped into the (w, h) output about its centre (a centred letterbox plus the random affine,
+# as Ultralytics does after closing the mosaic).
 train_pipeline_stage2 = [
     dict(type='LoadImageFromFile', color_type='color', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='Pad', size=img_scale, pad_val=dict(img=(114, 114, 114))),
     dict(type='YOLORandomAffine', max_rotate_degree=0.0, max_translate_ratio=0.1,
-         scaling_ratio_range=(0.5, 1.5), max_shear_degree=0.0, border_val=(114, 114, 114)),
+         scaling_ratio_range=(0.5, 1.5), max_shear_degree=0.0, size=img_scale,
+         border_val=(114, 114, 114)),
     dict(type='UltralyticsHSVRandomAug', hue_gain=0.015, saturation_gain=0.7, value_gain=0.4),
     dict(type='RandomFlip', prob=0.5),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1, 1), keep_empty=False),

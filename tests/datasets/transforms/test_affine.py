@@ -1,107 +1,107 @@
-"""Tests for :class:`spinexr.datasets.transforms.affine.YOLORandomAffine`.
+"""YOLORandomAffine is Ultralytics' RandomPerspective (no perspective) for mmdet samples."""
+import random
 
-The reference is mmdet's own ``RandomAffine`` (the real class) with the YOLO11 recipe's
-parameters, run on the same sample under the same ``np.random`` seed.
-"""
-import copy
-
-import cv2
 import numpy as np
 import pytest
-import torch
 from mmdet.datasets.transforms import RandomAffine
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 
 from spinexr.datasets.transforms.affine import YOLORandomAffine
 
-SEEDS = (0, 1, 7, 42, 2024)
-SCALE = 64  # the recipe's img_scale, shrunk: the mosaic canvas is 2 x SCALE
-# The recipe's parameters (configs/yolo11/yolo11l_35e_vindr-640.py).
-RECIPE = dict(max_rotate_degree=0.0, max_translate_ratio=0.1, scaling_ratio_range=(0.5, 1.5),
-              max_shear_degree=0.0, border_val=(114, 114, 114))
-BORDERS = {'mosaic': (-SCALE // 2, -SCALE // 2), 'letterbox': (0, 0)}
 
-
-def _sample(size: int, seed: int = 5, sharp: bool = False) -> dict:
+def _sample(h, w, boxes, seed=0):
     rng = np.random.default_rng(seed)
-    grey = rng.integers(0, 256, (size, size), dtype=np.uint8)
-    if not sharp:
-        grey = cv2.GaussianBlur(grey, (5, 5), 1.5)
-    xy = rng.uniform(0, size * 0.8, (12, 2))
-    wh = rng.uniform(2, size * 0.3, (12, 2))
-    boxes = np.concatenate([xy, np.minimum(xy + wh, size)], axis=1).astype(np.float32)
-    return dict(img=np.repeat(grey[..., None], 3, axis=2), img_shape=(size, size),
-                gt_bboxes=HorizontalBoxes(boxes), gt_bboxes_labels=np.arange(12) % 7,
-                gt_ignore_flags=np.zeros(12, dtype=bool))
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    return dict(img=img, img_shape=(h, w), gt_bboxes=HorizontalBoxes(boxes),
+                gt_bboxes_labels=np.arange(len(boxes), dtype=np.int64),
+                gt_ignore_flags=np.zeros(len(boxes), dtype=bool))
 
 
-def _run(transform, sample: dict, seed: int) -> tuple:
-    np.random.seed(seed)
-    out = transform.transform(copy.deepcopy(sample))
-    return out, np.random.random()  # the next draw shows how much of the stream was used
+def _ultralytics(sample, size, **kwargs):
+    from ultralytics.data.augment import RandomPerspective
+    from ultralytics.utils.instance import Instances
+    boxes = sample['gt_bboxes'].numpy().copy()
+    labels = dict(img=sample['img'].copy(), cls=sample['gt_bboxes_labels'][:, None].copy(),
+                  instances=Instances(boxes, np.zeros((0, 1000, 2), dtype=np.float32),
+                                      bbox_format='xyxy', normalized=False))
+    out = RandomPerspective(size=size, **kwargs)(labels)
+    out['instances'].convert_bbox('xyxy')
+    return out['img'], out['instances'].bboxes, out['cls'].reshape(-1)
 
 
-@pytest.mark.parametrize('sharp', [False, True], ids=['smooth', 'noise'])
-@pytest.mark.parametrize('seed', SEEDS)
-@pytest.mark.parametrize('stage', sorted(BORDERS))
-def test_same_boxes_and_nearly_same_image_as_mmdet(stage, seed, sharp):
-    size = 2 * SCALE if stage == 'mosaic' else SCALE
-    sample = _sample(size, sharp=sharp)
-    ref, ref_next = _run(RandomAffine(border=BORDERS[stage], **RECIPE), sample, seed)
-    ours, ours_next = _run(YOLORandomAffine(border=BORDERS[stage], **RECIPE), sample, seed)
-    assert ours_next == ref_next
-    assert ours['img_shape'] == ref['img_shape'] == (SCALE, SCALE)
-    assert torch.equal(ours['gt_bboxes'].tensor, ref['gt_bboxes'].tensor)
-    np.testing.assert_array_equal(ours['gt_bboxes_labels'], ref['gt_bboxes_labels'])
-    np.testing.assert_array_equal(ours['gt_ignore_flags'], ref['gt_ignore_flags'])
-    # warpAffine and warpPerspective round the source position of a pixel differently (fixed
-    # point vs doubles, both to a 1/32 px step), so a pixel can be interpolated one or two steps
-    # apart: the difference is at most the local intensity step x 2/32. On a smooth image that is
-    # one grey level; on pixel noise (steps up to 255) up to 16 levels at a few pixels.
-    diff = np.abs(ours['img'].astype(np.int16) - ref['img'].astype(np.int16))
-    assert diff.max() <= (16 if sharp else 1)
-    assert diff.mean() < (1.0 if sharp else 0.15)
+BOXES = [[10, 20, 90, 70], [150, 150, 250, 230], [0, 0, 30, 40], [300, 300, 380, 370],
+         [180, 10, 196, 150]]
 
 
-@pytest.mark.parametrize('seed', SEEDS)
-def test_warps_with_warp_affine(seed):
-    """The recipe's matrices are affine: the image is exactly cv2.warpAffine's."""
-    sample = _sample(2 * SCALE)
-    t = YOLORandomAffine(border=BORDERS['mosaic'], **RECIPE)
-    np.random.seed(seed)
-    matrix = t._get_random_homography_matrix(SCALE, SCALE)
-    ours, _ = _run(t, sample, seed)
-    expected = cv2.warpAffine(sample['img'], matrix[:2], dsize=(SCALE, SCALE),
-                              borderValue=(114, 114, 114))
-    np.testing.assert_array_equal(ours['img'], expected)
+@pytest.mark.parametrize('seed', range(6))
+@pytest.mark.parametrize('stage', ['mosaic', 'letterbox'])
+def test_equals_ultralytics_random_perspective(seed, stage):
+    """Same python-random seed: the same image (bitwise) and the same kept boxes as Ultralytics'
+    RandomPerspective with the recipe's parameters (translate 0.1, scale 0.5, no rotation)."""
+    if stage == 'mosaic':  # (2w, 2h) canvas -> (w, h)
+        sample, size, ours = _sample(384, 384, BOXES, seed), (192, 192), YOLORandomAffine(
+            border=(-96, -96))
+    else:  # an image resized to the long side, letterboxed to (w, h) by the warp itself
+        sample, size, ours = _sample(154, 192, [b for b in BOXES if max(b) < 150], seed), \
+            (192, 192), YOLORandomAffine(size=(192, 192))
+    random.seed(seed)
+    img, boxes, cls = _ultralytics(sample, size, degrees=0.0, translate=0.1, scale=0.5, shear=0.0)
+    random.seed(seed)
+    out = ours.transform(sample)
+    assert np.array_equal(out['img'], img)
+    np.testing.assert_allclose(out['gt_bboxes'].numpy(), boxes, rtol=0, atol=1e-4)
+    assert out['gt_bboxes_labels'].tolist() == cls.astype(int).tolist()
+    assert random.random() == (random.seed(seed), _ultralytics(sample, size, translate=0.1,
+                                                               scale=0.5)[0], random.random())[2]
 
 
-class _Perspective(YOLORandomAffine):
-    """Draws the parent's matrix and adds a perspective part (a matrix mmdet never draws)."""
-
-    def _get_random_homography_matrix(self, height, width):
-        matrix = super()._get_random_homography_matrix(height, width)
-        matrix[2, :2] = (1e-3, -5e-4)
-        return matrix
-
-
-def test_perspective_matrix_falls_back_to_warp_perspective():
-    sample = _sample(SCALE)
-    t = _Perspective(**RECIPE)
-    np.random.seed(3)
-    matrix = t._get_random_homography_matrix(SCALE, SCALE)
-    ours, _ = _run(t, sample, 3)
-    expected = cv2.warpPerspective(sample['img'], matrix, dsize=(SCALE, SCALE),
-                                   borderValue=(114, 114, 114))
-    np.testing.assert_array_equal(ours['img'], expected)
+def test_rotation_and_shear_follow_ultralytics_too():
+    sample = _sample(200, 240, BOXES[:2], 3)
+    random.seed(5)
+    img, boxes, _ = _ultralytics(sample, (240, 200), degrees=10.0, translate=0.1, scale=0.3,
+                                 shear=2.0)
+    random.seed(5)
+    out = YOLORandomAffine(max_rotate_degree=10.0, scaling_ratio_range=(0.7, 1.3),
+                           max_shear_degree=2.0).transform(sample)
+    assert np.array_equal(out['img'], img)
+    np.testing.assert_allclose(out['gt_bboxes'].numpy(), boxes, rtol=0, atol=1e-4)
 
 
-def test_built_from_config_and_no_boxes():
-    t = TRANSFORMS.build(dict(type='YOLORandomAffine', border=BORDERS['mosaic'], **RECIPE))
-    assert isinstance(t, YOLORandomAffine) and t.border == BORDERS['mosaic']
-    sample = _sample(2 * SCALE)
-    sample.update(gt_bboxes=HorizontalBoxes(np.zeros((0, 4), np.float32)),
-                  gt_bboxes_labels=np.zeros(0, np.int64), gt_ignore_flags=np.zeros(0, bool))
-    out = t(sample)
-    assert out['img'].shape == (SCALE, SCALE, 3) and len(out['gt_bboxes']) == 0
+def test_window_is_centred_unlike_mmdet():
+    """At scale 1 without translation the output is the canvas's centre; mmdet's RandomAffine
+    (YOLOX) shows its top-left quarter."""
+    canvas = np.zeros((384, 384, 3), dtype=np.uint8)
+    canvas[96:288, 96:288] = 255  # the centre, where the mosaic's tiles meet
+    sample = dict(img=canvas, img_shape=(384, 384), gt_bboxes=HorizontalBoxes(np.zeros((0, 4))),
+                  gt_bboxes_labels=np.zeros(0, dtype=np.int64),
+                  gt_ignore_flags=np.zeros(0, dtype=bool))
+    kwargs = dict(max_translate_ratio=0.0, scaling_ratio_range=(1.0, 1.0), border=(-96, -96))
+    ours = YOLORandomAffine(**kwargs).transform(dict(sample))['img']
+    assert ours.shape == (192, 192, 3) and (ours == 255).all()
+    theirs = RandomAffine(max_rotate_degree=0.0, max_shear_degree=0.0, **kwargs).transform(
+        dict(sample, img=canvas.copy()))['img']
+    assert (theirs[:96, :96] == 0).all()  # top-left quarter of the canvas
+
+
+def test_slivers_are_dropped():
+    """A box left with under 10 % of its area (or under 2 px) is not a positive any more."""
+    sample = _sample(192, 192, [[0, 50, 100, 150], [60, 60, 120, 120]])
+    t = YOLORandomAffine(max_translate_ratio=0.0, scaling_ratio_range=(1.0, 1.0),
+                         size=(100, 192))  # centre crop: x 46..146 of the input
+    out = t.transform(sample)
+    # box 0 keeps x 46..100 (54 %): kept; now shift the crop so that it keeps 4 px (4 %)
+    assert out['gt_bboxes_labels'].tolist() == [0, 1]
+    sample = _sample(192, 192, [[0, 50, 50, 150], [60, 60, 120, 120]])
+    out = t.transform(sample)
+    assert out['gt_bboxes_labels'].tolist() == [1]  # box 0 keeps x 46..50: 8 % of its area
+
+
+def test_built_from_config_and_checks():
+    t = TRANSFORMS.build(dict(type='YOLORandomAffine', border=(-320, -320)))
+    assert isinstance(t, YOLORandomAffine) and 'border=(-320, -320)' in repr(t)
+    with pytest.raises(ValueError, match='not both'):
+        YOLORandomAffine(size=(64, 64), border=(-8, -8))
+    with pytest.raises(ValueError, match='output size'):
+        YOLORandomAffine(border=(-64, -64)).transform(_sample(100, 100, []))

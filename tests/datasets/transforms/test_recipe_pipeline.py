@@ -1,15 +1,15 @@
 """The YOLO11 recipe's training pipelines compute what mmdet's own transforms compute.
 
 ``configs/yolo11/yolo11l_35e_vindr-640.py`` uses spinexr's faster equivalents of mmdet transforms
-(``YOLOCachedMosaic`` for ``CachedMosaic``, ``FitMosaicCanvas`` for ``Resize`` + ``Pad``,
-``YOLORandomAffine`` for ``RandomAffine``). Both stages are run here on tiny generated data (images
-larger than the scaled tile, so the mosaic cache shrinks them) next to the same pipeline spelt with
-mmdet's transforms, under the same seed: same boxes and labels; the images differ only where
-``cv2.warpAffine`` and ``cv2.warpPerspective`` round a source position to different 1/32 px
-steps (see ``spinexr/datasets/transforms/affine.py``): on these sharp-edged phantoms a few grey
-levels at edge pixels, well under one level on average.
+(``YOLOCachedMosaic`` for ``CachedMosaic``, ``FitMosaicCanvas`` for ``Resize`` + ``Pad``) in its
+mosaic stage. That stage is run here on tiny generated data (images larger than the scaled tile, so the mosaic
+cache shrinks them) next to the same pipeline spelt with mmdet's transforms, under the same seed:
+the same images, boxes and labels. (``YOLORandomAffine`` is Ultralytics' affine, not an equivalent
+of mmdet's ``RandomAffine``, and stays on both sides; tests/datasets/transforms/test_affine.py
+compares it with Ultralytics' ``RandomPerspective``.)
 """
 import copy
+import random
 
 import numpy as np
 import pytest
@@ -32,8 +32,6 @@ def _as_mmdet(pipeline: list) -> list:
         kind = t['type']
         if kind == 'YOLOCachedMosaic':
             out.append(dict(t, type='CachedMosaic'))
-        elif kind == 'YOLORandomAffine':
-            out.append(dict(t, type='RandomAffine'))
         elif kind == 'FitMosaicCanvas':
             out += [dict(type='Resize', scale=t['scale'], keep_ratio=True),
                     dict(type='Pad', size=t['scale'], pad_val=dict(img=t['pad_val']))]
@@ -51,10 +49,11 @@ def _dataset(cfg: Config, root: str, pipeline: list):
 
 def _run(dataset, n: int, seed: int) -> list:
     np.random.seed(seed)
+    random.seed(seed)  # YOLORandomAffine draws from Python's stream, as Ultralytics does
     return [dataset[i % len(dataset)] for i in range(n)]
 
 
-@pytest.mark.parametrize('stage', ['mosaic', 'no_mosaic'])
+@pytest.mark.parametrize('stage', ['mosaic'])  # the no-mosaic stage has no such equivalents
 def test_recipe_pipeline_equals_mmdet_transforms(tmp_path, stage):
     import spinexr.datasets  # noqa: F401  (registers spinexr's transforms)
     init_default_scope('mmdet')
@@ -74,10 +73,7 @@ def test_recipe_pipeline_equals_mmdet_transforms(tmp_path, stage):
     ours = _run(_dataset(cfg, root, pipeline), 40, 0)
     ref = _run(_dataset(cfg, root, _as_mmdet(pipeline)), 40, 0)
     for i, (a, b) in enumerate(zip(ours, ref)):
-        ia, ib = a['inputs'].to(torch.int16), b['inputs'].to(torch.int16)
-        assert ia.shape == ib.shape, i
-        diff = (ia - ib).abs()
-        assert int(diff.max()) <= 16 and float(diff.float().mean()) < 0.5, i  # 16 = 255 * 2 / 32
+        assert torch.equal(a['inputs'], b['inputs']), i
         ga, gb = a['data_samples'].gt_instances, b['data_samples'].gt_instances
         assert torch.equal(ga.bboxes.tensor, gb.bboxes.tensor), i
         assert torch.equal(ga.labels, gb.labels), i
