@@ -160,15 +160,17 @@ def decode_rate_fn(files: list, batch: int, workers: int, min_long_side):
 
 
 def best_times(fns: dict, repeats: int) -> tuple:
-    """One warm-up call of each, then ``repeats`` interleaved timed rounds; returns the best
-    time of each and every round's times (interleaving spreads the load of a shared machine over
-    all of them alike; the per-round ratios of neighbouring runs are the steadier comparison)."""
+    """One warm-up call of each, then ``repeats`` interleaved timed rounds, every other round in
+    reverse order; returns the best time of each and every round's times (interleaving spreads
+    the load of a shared machine over all of them alike; the per-round ratios of neighbouring
+    runs are the steadier comparison)."""
     for fn in fns.values():
         fn()  # warm-up (workers, cudnn, lazy init, Ultralytics' predictor setup)
     rounds = []
-    for _ in range(repeats):
+    for i in range(repeats):
         times = {}
-        for k, fn in fns.items():
+        order = list(fns.items())
+        for k, fn in (order if i % 2 == 0 else order[::-1]):  # ABBA: no pipeline always first
             t0 = time.perf_counter()
             fn()
             times[k] = time.perf_counter() - t0
