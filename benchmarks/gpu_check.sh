@@ -57,7 +57,7 @@ else
   n_train=1024 n_test=128 scale=0.4 png=1024 jobs=$(nproc)
   epochs=${GPU_CHECK_EPOCHS:-3}
   parity_args=(--size l --imgsz 640 --batch 32 --workers 16 --device 0 --amp)
-  infer_args=(--size l --imgsz 640 --batch 32 --workers 16 --device cuda --fp16)
+  infer_args=(--size l --imgsz 640 --batch 32 --workers 16 --device cuda --fp16 --dicoms 128)
   infer_min=2048
   infer_max=100 reserve_parity=180
   ema_device=cuda
