@@ -27,7 +27,7 @@ def make_tiny_coco(root: str,
     Each abnormal image holds 1-3 bright rectangles whose grey level depends on the class, so a
     detector can learn something in a few iterations. With ``textured=True`` the class is drawn as a
     pattern instead, at one grey level, and only the first four classes occur (solid, horizontal
-    stripes, vertical stripes, checkerboard, period 8 px): the classes then stay apart under
+    stripes, vertical stripes, checkerboard, period 16 px): the classes then stay apart under
     brightness augmentation (Ultralytics' multiplicative HSV value gain, which removes the grey
     level's meaning) and under horizontal flips. Image records carry the converter's extra keys
     (``image_id``, ``study_id``, ``series_id``, ``orig_width``, ``orig_height``, ``abnormal``).
@@ -88,9 +88,10 @@ def make_tiny_coco(root: str,
 
 def _pattern(label: int, height: int, width: int) -> np.ndarray:
     """Class ``label``'s pattern in {-0.5, 0.5}: solid, horizontal stripes, vertical stripes or a
-    checkerboard (``label`` 0-3), period 8 px."""
-    ys = (np.arange(height)[:, None] // 4) % 2
-    xs = (np.arange(width)[None, :] // 4) % 2
+    checkerboard (``label`` 0-3), period 16 px (still 5 px at the benchmark's smallest scale, 0.8
+    x 0.5 x 0.75 multi-scale: finer patterns blur into the solid class)."""
+    ys = (np.arange(height)[:, None] // 8) % 2
+    xs = (np.arange(width)[None, :] // 8) % 2
     grid = [np.ones((height, width)), np.broadcast_to(ys, (height, width)),
             np.broadcast_to(xs, (height, width)), (ys + xs) % 2][label]
     return grid - 0.5
