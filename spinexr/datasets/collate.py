@@ -16,7 +16,7 @@ from typing import Any, Dict, Sequence
 import torch
 from mmengine.registry import FUNCTIONS
 
-#: Ultralytics' letterbox grey (the same value as the YOLO data preprocessor's padding).
+#: Ultralytics' letterbox grey: the padding of yolo_collate and of YOLODetDataPreprocessor.
 YOLO_PAD_VALUE = 114
 
 

@@ -4,8 +4,7 @@ from typing import Any, List, Optional
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.registry import MODELS
 
-#: Ultralytics' letterbox grey (also the default of spinexr.datasets.collate.yolo_collate).
-YOLO_PAD_VALUE = 114
+from spinexr.datasets.collate import YOLO_PAD_VALUE  # Ultralytics' letterbox grey
 
 
 @MODELS.register_module()
