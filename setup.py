@@ -21,6 +21,9 @@ setup(
     packages=find_packages(include=['spinexr', 'spinexr.*']),
     install_requires=[r for r in _requirements('runtime.txt') if not r.startswith('torch')],
     extras_require={'tests': _requirements('tests.txt')},
+    # The shipped configs travel inside the package (spinexr/.mim/configs, a link to configs/ in
+    # a checkout: the build copies the files), as mmdet ships its own.
+    package_data={'spinexr': ['.mim/configs/**/*.py']},
     include_package_data=True,
     zip_safe=False,
 )

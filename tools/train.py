@@ -1,44 +1,5 @@
-"""Train a spinexr / mmdet / mmpretrain model from a config (MMDetection's tools/train.py style).
-
-Examples:
-    python tools/train.py configs/faster_rcnn/faster-rcnn_r50_fpn_12e_vindr-640.py
-    python tools/train.py CONFIG --work-dir work_dirs/run1 --amp --cfg-options train_cfg.max_epochs=3
-    python tools/train.py CONFIG --resume                # latest checkpoint of the work dir
-    bash tools/dist_train.sh CONFIG 8                   # 8 processes via torchrun
-    python tools/train.py CONFIG --data-root /data/vindr_spinexr/   # move every dataset path
-"""
-import argparse
-
-from spinexr.utils.cli import (add_common_args, apply_train_args, build_runner,
-                               closing_process_group, load_config)
-from spinexr.utils.data_root import set_data_root
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a model')
-    add_common_args(parser)
-    parser.add_argument(
-        '--data-root', metavar='DIR',
-        help="dataset root: becomes the config's data_root, which every '{data_root}' path "
-        '(datasets, evaluators, transforms) follows when the runner is built; the same as '
-        '--cfg-options data_root=DIR')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
-    parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
-        help='resume from this checkpoint, or without a value from the latest checkpoint '
-        'in the work dir')
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    cfg = load_config(args)
-    if args.data_root is not None:
-        set_data_root(cfg, args.data_root)  # resolved by SpinexrRunner.from_cfg
-    cfg = apply_train_args(cfg, amp=args.amp, resume=args.resume)
-    with closing_process_group():
-        build_runner(cfg).train()
-
+"""Thin door into :mod:`spinexr.cli.train` (the same as ``python -m spinexr.cli.train``)."""
+from spinexr.cli.train import main
 
 if __name__ == '__main__':
     main()
