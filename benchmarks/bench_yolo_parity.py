@@ -77,6 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--combine', nargs='+', metavar='JSON',
                    help='only combine parity.json files of earlier runs (e.g. one per trainer)')
     p.add_argument('--work-dir', help='default: a temporary folder (deleted)')
+    p.add_argument('--textured-classes', type=int, default=4, choices=[2, 3, 4],
+                   help='with --textured: how many patterns occur (3 leaves out the checkerboard)')
     p.add_argument('--skip', choices=['ultralytics', 'adapter'], help='train only one side')
     return p.parse_args(argv)
 
@@ -90,9 +92,9 @@ def make_data(args, root: Path) -> Path:
     data = root / 'data'
     size = tuple(args.img_size)
     make_tiny_coco(str(data), 'train', num_images=args.train_images, img_size=size, seed=0,
-                   textured=args.textured)
+                   textured=args.textured, textured_classes=args.textured_classes)
     make_tiny_coco(str(data), 'test', num_images=args.test_images, img_size=size, seed=1,
-                   textured=args.textured)
+                   textured=args.textured, textured_classes=args.textured_classes)
     return data
 
 

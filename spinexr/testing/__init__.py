@@ -16,7 +16,8 @@ def make_tiny_coco(root: str,
                    seed: int = 0,
                    normal_share: float = 0.25,
                    classes: Sequence[str] = CLASSES,
-                   textured: bool = False) -> str:
+                   textured: bool = False,
+                   textured_classes: int = 4) -> str:
     """Write a tiny dataset in the converter's output layout.
 
     Layout (the same as ``tools/dataset_converters/vindr_spinexr.py`` writes)::
@@ -42,6 +43,9 @@ def make_tiny_coco(root: str,
         classes (Sequence[str]): Category names, in order.
         textured (bool): Tell the classes apart by pattern rather than grey level. Defaults to
             False.
+        textured_classes (int): With ``textured``, how many of the four patterns occur (the
+            first ``textured_classes``: 3 leaves out the checkerboard, the pattern most often
+            confused with the stripes). Defaults to 4.
 
     Returns:
         str: Path of the written annotation file.
@@ -59,7 +63,8 @@ def make_tiny_coco(root: str,
         abnormal = rng.random() >= normal_share or i == 0
         if abnormal:
             for _ in range(int(rng.integers(1, 4))):
-                label = int(rng.integers(0, min(4, len(classes)) if textured else len(classes)))
+                label = int(rng.integers(0, min(textured_classes, 4, len(classes)) if textured
+                                         else len(classes)))
                 bw, bh = int(rng.integers(w // 6, w // 3)), int(rng.integers(h // 6, h // 3))
                 x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
                 if textured:
