@@ -13,3 +13,10 @@ custom_imports = dict(imports=['spinexr'], allow_failed_imports=False)
 # loading with an explicit allow-list (spinexr/engine/checkpoint.py), and which trains
 # multi-process on CPU (gloo).
 runner_type = 'SpinexrRunner'
+
+# Test-time augmentation (tools/test.py --tta, or --cfg-options tta.enable=True): the test
+# pipeline's Resize at each scale factor, each view also flipped horizontally, merged per image by
+# weighted boxes fusion (spinexr.models.test_time_aug; Ultralytics' YOLO TTA scales).
+tta = dict(enable=False, scales=(1.0, 0.83, 0.67), flip=True,
+           fusion=dict(method='wbf', iou_thr=0.55, skip_box_thr=0.0, conf_type='avg'),
+           max_per_img=100)

@@ -5,11 +5,13 @@ Examples:
     python tools/test.py CONFIG CKPT --out preds.pkl --show-dir vis --work-dir work_dirs/eval
     bash tools/dist_test.sh CONFIG CKPT 8
     python tools/test.py CONFIG CKPT --data-root /data/vindr_spinexr/
+    python tools/test.py CONFIG CKPT --tta     # flips x scales merged by WBF (config's `tta`)
 """
 import argparse
 
 from spinexr.utils.cli import (add_common_args, add_dump_metric, apply_test_args, build_runner,
                                closing_process_group, load_config)
+from spinexr.models.test_time_aug import enable_tta
 from spinexr.utils.data_root import set_data_root
 
 
@@ -24,6 +26,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='save drawn predictions under the run dir/SHOW_DIR')
+    parser.add_argument(
+        '--tta', action='store_true',
+        help="test-time augmentation as the config's `tta` dict sets it (default: scales 1, 0.83, "
+        '0.67, each also flipped, merged by weighted boxes fusion); the same as '
+        '--cfg-options tta.enable=True')
     return parser.parse_args(argv)
 
 
@@ -39,6 +46,8 @@ def main(argv=None) -> None:
     cfg = load_config(args)
     if args.data_root is not None:
         set_data_root(cfg, args.data_root)  # resolved by SpinexrRunner.from_cfg
+    if args.tta or (cfg.get('tta') or {}).get('enable', False):
+        enable_tta(cfg)
     cfg = apply_test_args(cfg, args.checkpoint, out=args.out, show_dir=args.show_dir)
     with closing_process_group():
         _test(cfg, args.out)
