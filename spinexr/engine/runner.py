@@ -118,6 +118,12 @@ class SpinexrRunner(Runner):
                     f'{type(wrapper).__name__} divides the loss by accumulative_counts='
                     f'{model.accumulation_gain:g}: {type(model).__name__}.accumulation_gain = '
                     f'{model.accumulation_gain:g} undoes it (gradients summed over the window)')
+                if getattr(model, 'loss_gain', 1) == model.accumulation_gain:
+                    # the old advice was to copy accumulative_counts into loss_gain by hand
+                    self.logger.warning(
+                        f'loss_gain={model.loss_gain:g} equals accumulative_counts: the division '
+                        'is now undone at run time, so the loss is scaled twice; set '
+                        'model.loss_gain=1 unless that is meant')
         return wrapper
 
     def build_visualizer(self, visualizer: Optional[Union[Visualizer, dict]] = None) -> Visualizer:
