@@ -6,7 +6,6 @@ Loading covers the ``_base_`` files too. Building (the model, or a detector ense
 no checkpoint is read.
 """
 import re
-from pathlib import Path
 
 import pytest
 from mmengine.config import Config
