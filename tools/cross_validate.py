@@ -23,8 +23,8 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
-from spinexr.datasets.folds import (fold_dataset_args, make_folds_for_dataset,
-                                    merge_oof_predictions, set_fold)
+from spinexr.datasets.folds import fold_dataset_args, merge_oof_predictions, set_fold
+from spinexr.datasets.vindr_cls import make_folds_for_dataset
 from spinexr.utils.cli import apply_train_args, build_runner
 
 

@@ -1,4 +1,5 @@
-# YOLO11-l on VinDr-SpineXR, the draft's recipe, trained by the mmengine Runner:
+# YOLO11-l on VinDr-SpineXR with the recipe of the paper draft this project started from,
+# trained by the mmengine Runner:
 #   SGD (momentum 0.9, nesterov), lr 0.01, 3 warm-up epochs then cosine to 0.01 x lr, wd 5e-4,
 #   batch 12 x 4 accumulation = 48 (Ultralytics' accumulation: summed, ramped 1 -> 4 during the
 #   warm-up), 35 epochs, EMA (Ultralytics' schedule), mosaic off for the last 10 epochs,
@@ -104,8 +105,8 @@ test_cfg = dict(type='TestLoop')
 # without), gradient norm clipped at 10, gradients of the accumulated iterations summed and the
 # accumulation ramped from 1 to 4 during the warm-up (YOLOOptimWrapper + YOLOParamSchedulerHook).
 # Weight-decay rule: Ultralytics uses weight_decay x batch x accumulate / nbs with
-# accumulate = round(nbs / batch); the draft's nominal batch is nbs = 12 x 4 = 48, so the decay is
-# the draft's 5e-4 unchanged (with Ultralytics' default nbs 64 it would be 5e-4 x 60 / 64).
+# accumulate = round(nbs / batch); the paper draft's nominal batch is nbs = 12 x 4 = 48, so the
+# decay is its 5e-4 unchanged (with Ultralytics' default nbs 64 it would be 5e-4 x 60 / 64).
 nominal_batch_size = train_batch_size * accumulative_counts
 optim_wrapper = dict(
     type='YOLOOptimWrapper',

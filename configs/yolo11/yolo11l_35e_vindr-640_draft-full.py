@@ -1,6 +1,6 @@
-# YOLO11-l on VinDr-SpineXR, the draft's FULL recipe: the plain recipe
-# (./yolo11l_35e_vindr-640.py) with the draft's three class-imbalance choices switched on together
-# (docs/imbalance.md):
+# YOLO11-l on VinDr-SpineXR, the FULL recipe of the paper draft this project started from:
+# the plain recipe (./yolo11l_35e_vindr-640.py) with the draft's three class-imbalance choices
+# switched on together (docs/imbalance.md):
 #   * box-level copy-paste of rare classes, p = 0.2 for classes under 5 % of the boxes
 #     (BoxCopyPaste right after loading, before mosaic / mixup, in both training stages);
 #   * focal classification loss, gamma 2.0, alpha 0.25 (quality-focal |t - p|^gamma on the

@@ -4,6 +4,7 @@ Examples:
     python tools/train.py configs/faster_rcnn/faster-rcnn_r50_fpn_12e_vindr-640.py
     python tools/train.py CONFIG --work-dir work_dirs/run1 --amp --cfg-options train_cfg.max_epochs=3
     python tools/train.py CONFIG --resume                # latest checkpoint of the work dir
+    python tools/train.py CONFIG --auto-scale-lr         # lr x total batch / base_batch_size
     bash tools/dist_train.sh CONFIG 8                   # 8 processes via torchrun
     python tools/train.py CONFIG --data-root /data/vindr_spinexr/   # move every dataset path
 """
@@ -24,6 +25,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--cfg-options data_root=DIR')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the lr linearly with the total batch size (batch size x processes) against '
+        "the config's auto_scale_lr.base_batch_size")
+    parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a value from the latest checkpoint '
         'in the work dir')
@@ -35,7 +40,8 @@ def main(argv=None) -> None:
     cfg = load_config(args)
     if args.data_root is not None:
         set_data_root(cfg, args.data_root)  # resolved by SpinexrRunner.from_cfg
-    cfg = apply_train_args(cfg, amp=args.amp, resume=args.resume)
+    cfg = apply_train_args(cfg, amp=args.amp, resume=args.resume,
+                           auto_scale_lr=args.auto_scale_lr)
     with closing_process_group():
         build_runner(cfg).train()
 

@@ -5,13 +5,16 @@ split), and folds are stratified by the image-level abnormal label. The assignme
 file that the classification dataset reads (``fold_file`` + ``folds``)::
 
     {"n_splits": 5, "seed": 0, "ann_file": "...", "folds": {"<study_id>": 0, ...}}
+
+This module knows nothing of the dataset: :mod:`spinexr.datasets.vindr_cls` imports it (to select
+folds), and :func:`spinexr.datasets.vindr_cls.make_folds_for_dataset` writes the folds of an
+annotation file with the dataset's labels.
 """
 import copy
 import csv
 import json
 import os
 import os.path as osp
-from collections import Counter
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -81,31 +84,6 @@ def read_folds(fold_file: str) -> Dict[str, int]:
     return {str(k): int(v) for k, v in payload['folds'].items()}
 
 
-def make_folds_for_dataset(ann_file: str, out_file: str, n_splits: int = 5, seed: int = 0,
-                           data_root: str = '') -> Dict[str, int]:
-    """Make and write the folds of a converted COCO annotation file.
-
-    Args:
-        ann_file (str): COCO json of the converted layout (the training split).
-        out_file (str): Output json.
-        n_splits (int): Number of folds.
-        seed (int): Random seed.
-        data_root (str): Root the ``ann_file`` is relative to.
-
-    Returns:
-        dict[str, int]: ``study_id -> fold``.
-    """
-    from .vindr_cls import VinDrSpineXRClsDataset
-    dataset = VinDrSpineXRClsDataset(ann_file=ann_file, data_root=data_root, pipeline=[],
-                                     serialize_data=False)
-    labels = dataset.get_gt_labels()
-    study_fold = make_folds(labels, dataset.get_study_ids(), n_splits=n_splits, seed=seed)
-    write_folds(out_file, study_fold, seed=seed, ann_file=dataset.ann_file,
-                fold_sizes=dict(sorted(Counter(study_fold[s] for s in
-                                               dataset.get_study_ids()).items())))
-    return study_fold
-
-
 #: Leading columns of an out-of-fold prediction table; ``prob_<model>`` columns follow.
 OOF_COLUMNS = ('image_id', 'study_id', 'split', 'fold', 'label')
 
@@ -163,7 +141,6 @@ def merge_oof_predictions(per_model: Dict[str, Dict[int, str]], out_file: str) -
         for image_id in sorted(rows):
             writer.writerow(rows[image_id])
     return out_file
-
 
 
 CLS_DATASET_TYPE = 'VinDrSpineXRClsDataset'

@@ -1,17 +1,20 @@
 """Image-level abnormality dataset of VinDr-SpineXR for MMPretrain (normal vs abnormal).
 
 Reads the converted COCO json (see the data contract in the docs) and labels each image
-``1 = abnormal`` (the CSV had lesion rows for it) or ``0 = normal`` ("No finding").
+``1 = abnormal`` (the CSV had lesion rows for it) or ``0 = normal`` ("No finding"). Cross-validation
+folds come from :mod:`spinexr.datasets.folds` (which does not import this module);
+:func:`make_folds_for_dataset` writes the folds of an annotation file with this dataset's labels.
 """
 import json
 import os.path as osp
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .folds import make_folds, read_folds, write_folds
 from .metainfo import CLASSES, CLS_CLASSES
 
 
@@ -103,10 +106,8 @@ class VinDrSpineXRClsDataset(BaseDataset):
         study_folds = None
         if self.folds is not None:
             if self.fold_file is not None:
-                from .folds import read_folds
                 study_folds = read_folds(self.fold_file)
             else:
-                from .folds import make_folds
                 labels, studies = [], []
                 for img in coco['images']:
                     labels.append(_image_label(img, lesions))
@@ -161,3 +162,29 @@ class VinDrSpineXRClsDataset(BaseDataset):
             source = self.fold_file or f'{self.n_splits} computed folds, seed {self.fold_seed}'
             body.append(f'Folds: \t{self.folds} of {source}')
         return body
+
+
+def make_folds_for_dataset(ann_file: str, out_file: str, n_splits: int = 5, seed: int = 0,
+                           data_root: str = '') -> Dict[str, int]:
+    """Make and write the folds of a converted COCO annotation file.
+
+    The labels that stratify the folds are the dataset's (:class:`VinDrSpineXRClsDataset`), so
+    the folds are the ones the dataset computes itself from the same file, ``n_splits`` and seed.
+
+    Args:
+        ann_file (str): COCO json of the converted layout (the training split).
+        out_file (str): Output json (:func:`spinexr.datasets.folds.write_folds`).
+        n_splits (int): Number of folds.
+        seed (int): Random seed.
+        data_root (str): Root the ``ann_file`` is relative to.
+
+    Returns:
+        dict[str, int]: ``study_id -> fold``.
+    """
+    dataset = VinDrSpineXRClsDataset(ann_file=ann_file, data_root=data_root, pipeline=[],
+                                     serialize_data=False)
+    study_ids = dataset.get_study_ids()
+    study_fold = make_folds(dataset.get_gt_labels(), study_ids, n_splits=n_splits, seed=seed)
+    write_folds(out_file, study_fold, seed=seed, ann_file=dataset.ann_file,
+                fold_sizes=dict(sorted(Counter(study_fold[s] for s in study_ids).items())))
+    return study_fold

@@ -23,6 +23,12 @@ does). It differs from :class:`mmengine.runner.Runner` in these places only:
   visualizer ``'visualizer'``: a second Runner in the same process (tests, notebooks, a sweep)
   would get the first one's and write its scalars and config into the first run's log folder.
   :meth:`build_visualizer` gives a taken name this run's experiment name as a suffix.
+* :meth:`build_optim_wrapper` tells a model that has an ``accumulation_gain`` attribute (the
+  YOLO11 detector) by how much the built optimizer wrapper divides the loss while it accumulates
+  gradients (:func:`spinexr.engine.optim.loss_divisor`: ``accumulative_counts`` for mmengine's
+  ``OptimWrapper``, 1 for ``YOLOOptimWrapper``, which sums). The value is derived from the wrapper
+  the run really uses, so it follows ``--cfg-options optim_wrapper.accumulative_counts=N`` and
+  ``optim_wrapper.type=...``; no config copies it.
 * :meth:`from_cfg` first resolves the config's ``{data_root}`` paths against its top-level
   ``data_root`` (:func:`spinexr.utils.data_root.resolve_data_root`), so
   ``--cfg-options data_root=DIR`` moves every dataset, evaluator and transform path.
@@ -37,6 +43,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
 from mmengine.registry import RUNNERS, VISUALIZERS
 from mmengine.runner import Runner
 from mmengine.visualization import Visualizer
@@ -44,6 +51,7 @@ from mmengine.visualization import Visualizer
 from ..utils.data_root import resolve_data_root
 from .checkpoint import is_ultralytics_checkpoint, mmengine_safe_globals
 from .hooks.resume_state import ResumeStateHook
+from .optim.yolo_wrapper import loss_divisor
 
 
 def _init_cpu_process_group(launcher: str, env_cfg: Optional[dict]) -> None:
@@ -90,6 +98,33 @@ class SpinexrRunner(Runner):
             paths.
         """
         return super().from_cfg(resolve_data_root(copy.deepcopy(cfg)))
+
+    def build_optim_wrapper(self, optim_wrapper: Union[OptimWrapper, dict]) -> OptimWrapper:
+        """Build the optimizer wrapper, then set the model's ``accumulation_gain`` from it.
+
+        Args:
+            optim_wrapper (OptimWrapper | dict): As for :meth:`mmengine.runner.Runner.
+                build_optim_wrapper`.
+
+        Returns:
+            OptimWrapper: The built wrapper.
+        """
+        wrapper = super().build_optim_wrapper(optim_wrapper)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        if hasattr(model, 'accumulation_gain'):
+            model.accumulation_gain = float(loss_divisor(wrapper))
+            if model.accumulation_gain != 1:
+                self.logger.info(
+                    f'{type(wrapper).__name__} divides the loss by accumulative_counts='
+                    f'{model.accumulation_gain:g}: {type(model).__name__}.accumulation_gain = '
+                    f'{model.accumulation_gain:g} undoes it (gradients summed over the window)')
+                if getattr(model, 'loss_gain', 1) == model.accumulation_gain:
+                    # the old advice was to copy accumulative_counts into loss_gain by hand
+                    self.logger.warning(
+                        f'loss_gain={model.loss_gain:g} equals accumulative_counts: the division '
+                        'is now undone at run time, so the loss is scaled twice; set '
+                        'model.loss_gain=1 unless that is meant')
+        return wrapper
 
     def build_visualizer(self, visualizer: Optional[Union[Visualizer, dict]] = None) -> Visualizer:
         """Build this run's visualizer; a name another run already holds gets a suffix.

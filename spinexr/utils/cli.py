@@ -91,8 +91,10 @@ _AMP_WRAPPERS = {
 }
 
 
-def apply_train_args(cfg: Config, amp: bool = False, resume: Optional[str] = None) -> Config:
-    """Switch on AMP and resuming as ``tools/train.py --amp --resume [CKPT]`` asks.
+def apply_train_args(cfg: Config, amp: bool = False, resume: Optional[str] = None,
+                     auto_scale_lr: bool = False) -> Config:
+    """Switch on AMP, resuming and lr scaling as ``tools/train.py --amp --resume [CKPT]
+    --auto-scale-lr`` asks.
 
     Args:
         cfg (Config): The loaded config.
@@ -100,10 +102,25 @@ def apply_train_args(cfg: Config, amp: bool = False, resume: Optional[str] = Non
             with dynamic loss scaling.
         resume (str, optional): ``'auto'`` resumes from the latest checkpoint of the work dir, a
             path resumes from that checkpoint, ``None`` does not resume.
+        auto_scale_lr (bool): Set ``auto_scale_lr.enable = True``: mmengine's Runner then
+            multiplies the lr by (batch size x number of processes) / ``auto_scale_lr.
+            base_batch_size``, the config's value.
 
     Returns:
         Config: The same config, changed in place.
+
+    Raises:
+        ValueError: ``amp`` with an optimizer wrapper that has no AMP variant, or
+            ``auto_scale_lr`` with a config that has no ``auto_scale_lr.base_batch_size``.
     """
+    if auto_scale_lr:
+        scaling = cfg.get('auto_scale_lr', None)
+        if not isinstance(scaling, dict) or 'base_batch_size' not in scaling:
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in the config (the '
+                'total batch size its lr was set for); '
+                f'{getattr(cfg, "filename", None) or "this config"} has none')
+        scaling['enable'] = True
     if amp:
         kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if kind not in _AMP_WRAPPERS:

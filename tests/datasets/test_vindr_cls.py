@@ -106,3 +106,34 @@ def test_clear_errors(tmp_path):
         dict(images=[dict(id=1, file_name='train/a.png')], annotations=[], categories=[])))
     with pytest.raises(ValueError, match='study_id'):
         _build(tmp_path, ann_file='annotations/x.json')
+
+
+def test_make_folds_for_dataset_writes_the_folds_the_dataset_computes(data_root, tmp_path):
+    from spinexr.datasets.folds import read_folds
+    from spinexr.datasets.vindr_cls import make_folds_for_dataset
+    out = tmp_path / 'folds' / 'f.json'
+    study_fold = make_folds_for_dataset('annotations/train.json', str(out), n_splits=3, seed=1,
+                                        data_root=str(data_root))
+    assert read_folds(str(out)) == study_fold
+    payload = json.loads(out.read_text())
+    assert payload['ann_file'] == str(data_root / 'annotations/train.json')
+    assert sum(payload['fold_sizes'].values()) == 12  # images per fold
+    for fold in range(3):
+        from_file = _build(data_root, folds=[fold], fold_file=str(out))
+        computed = _build(data_root, folds=[fold], n_splits=3, fold_seed=1)
+        assert from_file.get_image_ids() == computed.get_image_ids()
+
+
+def test_folds_does_not_import_the_dataset():
+    """The fold assignment is the lower layer: vindr_cls imports folds, never the reverse."""
+    import ast
+    import inspect
+
+    import spinexr.datasets.folds as folds
+    imported = set()
+    for node in ast.walk(ast.parse(inspect.getsource(folds))):
+        if isinstance(node, ast.ImportFrom):
+            imported.add('.' * node.level + (node.module or ''))
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+    assert not [m for m in imported if m.endswith('vindr_cls')], imported

@@ -124,3 +124,47 @@ def test_second_runner_in_a_process_logs_into_its_own_folder(tiny_coco, tmp_path
     if name_was_free:
         assert first.visualizer.instance_name == 'visualizer'
     assert second.visualizer.instance_name != first.visualizer.instance_name
+
+
+
+def test_accumulation_gain_follows_the_built_optim_wrapper(tmp_path):
+    """tools/train.py --cfg-options ...: the YOLO11 loss undoes exactly the division of the
+    wrapper the run uses; nothing in the config has to be kept equal to accumulative_counts."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from spinexr.cli.train import parse_args
+    from spinexr.utils.cli import apply_train_args, load_config
+
+    def config(*options):
+        args = parse_args(['configs/yolo11/yolo11n_35e_vindr-640.py', '--work-dir',
+                           str(tmp_path), *(['--cfg-options', *options] if options else [])])
+        return apply_train_args(load_config(args))
+
+    runner = SpinexrRunner.from_cfg(config())  # one model for every case (building is slow)
+    model = runner.model
+    assert runner.cfg.model.loss_gain == 1.0  # the config states no accumulation-dependent value
+    assert model.accumulation_gain == 1.0  # nothing is derived before the wrapper exists
+    cases = [
+        ((), 4, 1.0),  # YOLOOptimWrapper sums the accumulated gradients itself
+        (('optim_wrapper.accumulative_counts=8', ), 8, 1.0),
+        (('optim_wrapper.type=OptimWrapper', ), 4, 4.0),  # mmengine's divides by the config's 4
+        (('optim_wrapper.type=OptimWrapper', 'optim_wrapper.accumulative_counts=3'), 3, 3.0),
+    ]
+    for options, counts, expected in cases:
+        model.accumulation_gain = 1.0
+        # what Runner.train() does with the (merged) config's optim_wrapper
+        wrapper = runner.build_optim_wrapper(config(*options).optim_wrapper)
+        assert wrapper._accumulative_counts == counts, options
+        assert model.accumulation_gain == expected, options
+
+    sample = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[8., 10., 40., 50.]]),
+                                       labels=torch.tensor([1]))
+    inputs = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    model.train()
+    gained = model.loss(inputs, [sample])  # accumulation_gain 3 from the last case
+    model.accumulation_gain = 1.0
+    plain = model.loss(inputs, [sample])
+    for k in plain:
+        torch.testing.assert_close(gained[k], plain[k] * 3)

@@ -23,9 +23,11 @@ device: it is copied to the host asynchronously and logged at the next step (mme
 back with ``float()`` right away, one device-to-host sync per step that Ultralytics does not have).
 The logged value therefore lags by one optimizer step.
 
-Because the gradients are summed, the YOLO11 detector needs no ``loss_gain`` to undo mmengine's
-division (``loss_gain=1``); with a plain ``OptimWrapper`` and ``accumulative_counts > 1`` the loss
-would be divided and lr 0.01 would not mean what it means in Ultralytics.
+Because the gradients are summed, the YOLO11 detector needs nothing to undo mmengine's division.
+With a plain ``OptimWrapper`` and ``accumulative_counts > 1`` the loss is divided;
+:class:`~spinexr.engine.SpinexrRunner` then sets the detector's ``accumulation_gain`` to
+:func:`loss_divisor` of the built wrapper, so the summed gradient (and lr 0.01) means what it means
+in Ultralytics whichever wrapper and count the run ends up with (``--cfg-options`` included).
 """
 from typing import Optional
 
@@ -38,6 +40,26 @@ from mmdet.registry import OPTIM_WRAPPERS
 
 #: Key of the accumulation state inside the optimizer wrapper's state dict.
 STATE_KEY = 'ultralytics_accumulation'
+
+
+def loss_divisor(optim_wrapper) -> int:
+    """The number an optimizer wrapper divides each iteration's loss by while it accumulates.
+
+    mmengine's :class:`~mmengine.optim.OptimWrapper` (and ``AmpOptimWrapper``) divide by
+    ``accumulative_counts`` (the last, shorter window of a run by its length: that remainder is
+    not undone here); :class:`YOLOAccumulationMixin` wrappers sum the gradients and divide by
+    nothing. Wrappers without a single count (``OptimWrapperDict``) count as 1.
+
+    Args:
+        optim_wrapper (mmengine.optim.OptimWrapper): A built optimizer wrapper.
+
+    Returns:
+        int: ``accumulative_counts`` of a dividing wrapper, else 1.
+    """
+    if isinstance(optim_wrapper, YOLOAccumulationMixin) or not isinstance(optim_wrapper,
+                                                                          OptimWrapper):
+        return 1
+    return int(getattr(optim_wrapper, '_accumulative_counts', 1))
 
 
 class YOLOAccumulationMixin:

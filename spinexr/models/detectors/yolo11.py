@@ -32,9 +32,12 @@ class YOLO11Detector(BaseDetector):
     Loss scale: Ultralytics multiplies the per-image loss by the batch size and, under DDP, by the
     world size, and accumulates gradients without averaging. With ``ultralytics_loss_scale=True``
     the adapter returns the same magnitude (per-image mean x batch size x world size x
-    ``loss_gain``); set ``loss_gain`` to ``accumulative_counts`` of the optimizer wrapper to undo
-    mmengine's division of the loss during gradient accumulation, so lr 0.01 means what it means in
-    Ultralytics (the gradient clipping at 10 too).
+    ``accumulation_gain`` x ``loss_gain``), so lr 0.01 means what it means in Ultralytics (the
+    gradient clipping at 10 too). ``accumulation_gain`` undoes the optimizer wrapper's division of
+    the loss during gradient accumulation; it is not a config argument but derived at run time:
+    :class:`~spinexr.engine.SpinexrRunner` sets it from the wrapper it builds
+    (``accumulative_counts`` for mmengine's ``OptimWrapper``, 1 for ``YOLOOptimWrapper``, which
+    sums the gradients itself), so it follows ``--cfg-options optim_wrapper...`` too.
 
     Args:
         model_yaml (str): Ultralytics model YAML, e.g. ``'yolo11l.yaml'``.
@@ -45,7 +48,8 @@ class YOLO11Detector(BaseDetector):
         tal_topk (int): Top-k of the task-aligned assigner. Defaults to 10.
         ultralytics_loss_scale (bool): Scale losses as Ultralytics does (see above).
             Defaults to True.
-        loss_gain (float): Extra constant multiplier of all losses. Defaults to 1.0.
+        loss_gain (float): Extra constant multiplier of all losses, on top of the derived
+            ``accumulation_gain``. Defaults to 1.0 (none).
         test_cfg (dict, optional): ``conf_thr`` (0.001), ``iou_thr`` (0.65), ``max_det`` (300),
             ``multi_label`` (False), ``agnostic`` (False).
         pretrained (str, optional): Local Ultralytics ``.pt`` (e.g. ``yolo11l.pt``); tensors
@@ -92,6 +96,10 @@ class YOLO11Detector(BaseDetector):
         self.tal_topk = tal_topk
         self.ultralytics_loss_scale = ultralytics_loss_scale
         self.loss_gain = float(loss_gain)
+        #: Factor by which the optimizer wrapper divides the loss while accumulating gradients,
+        #: multiplied back in with ``ultralytics_loss_scale``; set by ``SpinexrRunner`` when it
+        #: builds the wrapper (1.0 until then, and outside a runner).
+        self.accumulation_gain = 1.0
         self.test_cfg = {
             **dict(conf_thr=0.001, iou_thr=0.65, max_det=300, multi_label=False, agnostic=False),
             **(test_cfg or {})
@@ -273,7 +281,7 @@ class YOLO11Detector(BaseDetector):
         per_image, _ = unpack_yolo_loss(criterion(preds, batch), num_imgs)
         scale = self.loss_gain
         if self.ultralytics_loss_scale:
-            scale *= num_imgs * get_world_size()
+            scale *= num_imgs * get_world_size() * self.accumulation_gain
         per_image = per_image * scale
         return {name: per_image[i] for i, name in enumerate(LOSS_NAMES)}
 
