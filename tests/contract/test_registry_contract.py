@@ -355,6 +355,30 @@ def case_yolo11(entry, request):
     assert ((pred.pred_instances.labels >= 0) & (pred.pred_instances.labels < 7)).all()
 
 
+def case_fusion_tta(entry, request):
+    import re
+    torch.manual_seed(0)
+    tta = _build(entry, dict(module=dict(type='YOLO11Detector', model_yaml='yolo11n.yaml',
+                                         num_classes=7, pretrained=None,
+                                         test_cfg=dict(conf_thr=0.3)),
+                             method='wbf', max_per_img=50))
+    for name, p in tta.module.named_parameters():  # class scores near 0.5: boxes to fuse
+        if re.search(r'model\.23\.cv3\.\d\.2\.bias$', name):
+            p.data.zero_()
+    tta.eval()
+    plain, flipped = _packed(0), _packed(0)
+    flipped['inputs'] = flipped['inputs'].flip(-1)
+    flipped['data_samples'].set_metainfo(dict(flip=True, flip_direction='horizontal'))
+    plain['data_samples'].set_metainfo(dict(flip=False, flip_direction=None))
+    data = dict(inputs=[[plain['inputs']], [flipped['inputs']]],
+                data_samples=[[plain['data_samples']], [flipped['data_samples']]])
+    with torch.no_grad():
+        (pred, ) = tta.test_step(data)
+    inst = pred.pred_instances
+    assert 0 < len(inst.scores) <= 50 and inst.bboxes.dtype == torch.float32
+    assert (inst.bboxes >= -1e-3).all() and (inst.bboxes <= 64 + 1e-3).all()
+
+
 def case_binary_head(entry, request):
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
@@ -594,6 +618,7 @@ CASES: Dict[str, Callable] = {
     'YOLODetDataPreprocessor': case_yolo_data_preprocessor,
     'YOLOBatchSyncRandomResize': case_batch_resize,
     'YOLO11Detector': case_yolo11,
+    'FusionTTAModel': case_fusion_tta,
     'BinaryClsHead': case_binary_head,
     'BinaryFocalLoss': case_focal_loss,
     'WeightedEnsembleClassifier': case_weighted_ensemble,
