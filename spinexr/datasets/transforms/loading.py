@@ -18,7 +18,7 @@ class LoadDicomFromFile(BaseTransform):
     With ``min_long_side=None`` (default) the image has the full DICOM size, so boxes in original
     DICOM pixels (the CSV's coordinates) match it.
 
-    Registered in MMDetection's ``TRANSFORMS`` and, when MMPretrain is installed, in MMPretrain's.
+    Registered in MMDetection's ``TRANSFORMS`` and in MMPretrain's (both are required by spinexr).
 
     Required Keys:
 
@@ -101,10 +101,7 @@ class LoadDicomFromFile(BaseTransform):
 
 def _register_mmpretrain() -> None:
     """Also register into MMPretrain's TRANSFORMS so mmpretrain pipelines resolve the name."""
-    try:
-        from mmpretrain.registry import TRANSFORMS as PRETRAIN_TRANSFORMS
-    except ImportError:  # mmpretrain is optional for detection-only use
-        return
+    from mmpretrain.registry import TRANSFORMS as PRETRAIN_TRANSFORMS
     if 'LoadDicomFromFile' not in PRETRAIN_TRANSFORMS.module_dict:
         PRETRAIN_TRANSFORMS.register_module(module=LoadDicomFromFile)
 
