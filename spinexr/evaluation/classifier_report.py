@@ -4,7 +4,7 @@ Input is a prediction CSV written by ``BinaryClsMetric(prediction_file=...)`` on
 e.g. by ``tools/test.py configs/classifiers/ensemble_vindr-384.py``: columns ``label``, ``prob``
 (the evaluated model) and, for the ensemble, ``prob_<member>`` per member.
 
-Example (for ``tools/analysis_tools/compare.py`` or a notebook)::
+Example (for ``tools/analysis_tools/model_table.py`` or a notebook)::
 
     from spinexr.evaluation.classifier_report import classifier_rows, plot_roc_curves
     rows = classifier_rows('work_dirs/ensemble_vindr-384/test_predictions.csv',
