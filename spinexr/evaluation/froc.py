@@ -26,7 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .bootstrap import _warn, percentile_interval, resample_weights, study_groups
+from .bootstrap import (bootstrap_warning, percentile_interval, resample_weights,
+                        study_groups)
 from .coco_ap import MatchResult
 
 #: False positives per image at which sensitivity is reported.
@@ -261,8 +262,8 @@ def bootstrap_froc_ci(match: MatchResult,
     defined = np.isfinite(means)
     n_dropped = int((~defined).sum())
     if n_resamples and n_dropped > 0.05 * n_resamples:
-        _warn(f'bootstrap_froc_ci: {n_dropped} of {n_resamples} resamples hold no lesion and '
-              'are left out; the interval is unreliable.')
+        bootstrap_warning(f'bootstrap_froc_ci: {n_dropped} of {n_resamples} resamples hold no '
+                          'lesion and are left out; the interval is unreliable.')
     mean_low, mean_high, _, _ = percentile_interval(means, ci)
     per_rate = [percentile_interval(vals[defined, j], ci) for j in range(len(rates))]
     n_units = int(groups.max()) + 1 if groups.size else 0
