@@ -14,8 +14,8 @@ import json
 import os
 import os.path as osp
 
-from spinexr.evaluation.classifier_report import (classifier_rows, format_rows_markdown,
-                                                  has_study_ids, plot_roc_curves, study_rows)
+from spinexr.analysis.classifier_report import (classifier_rows, format_rows_markdown,
+                                                has_study_ids, plot_roc_curves, study_rows)
 from spinexr.evaluation.study_level import RULES
 
 
