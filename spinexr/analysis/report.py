@@ -1,4 +1,5 @@
-"""The comparison table on disk: Markdown, CSV and JSON, the per-class AP chart and FROC curves.
+"""The comparison table on disk: Markdown, CSV and JSON, the per-class AP chart and FROC curves
+(:func:`plot_froc`).
 
 Rows are plain dicts (one per model) as :func:`spinexr.analysis.model_table.evaluate_model` builds
 them; metric values are fractions and print as percentages. Classifier rows (AUROC, sensitivity,
@@ -9,12 +10,12 @@ import csv
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from ..evaluation.det_summary import class_key
-from ..evaluation.froc import FROC_FP_RATES, plot_froc
+from ..evaluation.froc import FROC_FP_RATES
 
 #: Detection columns of the table, in order (per-class AP@0.5 columns follow ``voc101_mAP``).
 DET_COLUMNS = ('mAP_50', 'mAP_50_ci', 'mAP', 'voc101_mAP')
@@ -175,7 +176,47 @@ def plot_per_class_ap(rows: Sequence[Dict[str, object]], class_names: Sequence[s
     plt.close(fig)
 
 
+def plot_froc(curves: Dict[str, Tuple[np.ndarray, np.ndarray]], out_file: str,
+              rates: Sequence[float] = FROC_FP_RATES, title: str = 'FROC') -> str:
+    """Draw FROC curves (log-scaled false positives per image) into a PNG.
+
+    Args:
+        curves (dict): ``label -> (fps, sensitivity)`` as returned by
+            :func:`~spinexr.evaluation.froc.froc_curve`.
+        out_file (str): PNG path.
+        rates (Sequence[float]): Rates marked on the x axis.
+        title (str): Plot title.
+
+    Returns:
+        str: ``out_file``.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    lo, hi = min(rates) / 2, max(rates) * 2
+    for label, (fps, sens) in curves.items():
+        if not np.any(np.isfinite(sens)):
+            continue
+        x = np.clip(fps, lo, None)
+        ax.step(x, 100.0 * sens, where='post', label=label)
+    ax.set_xscale('log')
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(0, 100)
+    ax.set_xticks(list(rates))
+    ax.set_xticklabels([f'{r:g}' for r in rates])
+    ax.set_xlabel('false positives per image')
+    ax.set_ylabel('sensitivity (%)')
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc='lower right')
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=120)
+    plt.close(fig)
+    return out_file
+
+
 __all__ = [
     'DET_COLUMNS', 'FROC_COLUMNS', 'COST_COLUMNS', 'CLASSIFIER_COLUMNS', 'table_columns',
-    'write_comparison', 'plot_per_class_ap'
+    'write_comparison', 'plot_per_class_ap', 'plot_froc'
 ]

@@ -297,45 +297,5 @@ def compact_curve(fps: np.ndarray, sens: np.ndarray) -> Tuple[np.ndarray, np.nda
     return fps[keep], sens[keep]
 
 
-def plot_froc(curves: Dict[str, Tuple[np.ndarray, np.ndarray]], out_file: str,
-              rates: Sequence[float] = FROC_FP_RATES, title: str = 'FROC') -> str:
-    """Draw FROC curves (log-scaled false positives per image) into a PNG.
-
-    Args:
-        curves (dict): ``label -> (fps, sensitivity)`` as returned by :func:`froc_curve`.
-        out_file (str): PNG path.
-        rates (Sequence[float]): Rates marked on the x axis.
-        title (str): Plot title.
-
-    Returns:
-        str: ``out_file``.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    lo, hi = min(rates) / 2, max(rates) * 2
-    for label, (fps, sens) in curves.items():
-        if not np.any(np.isfinite(sens)):
-            continue
-        x = np.clip(fps, lo, None)
-        ax.step(x, 100.0 * sens, where='post', label=label)
-    ax.set_xscale('log')
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(0, 100)
-    ax.set_xticks(list(rates))
-    ax.set_xticklabels([f'{r:g}' for r in rates])
-    ax.set_xlabel('false positives per image')
-    ax.set_ylabel('sensitivity (%)')
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc='lower right')
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=120)
-    plt.close(fig)
-    return out_file
-
-
 __all__: List[str] = ['FROC_FP_RATES', 'froc_curve', 'weighted_froc_points', 'sensitivity_at',
-                      'froc_table', 'froc_summary', 'bootstrap_froc_ci', 'compact_curve',
-                      'plot_froc']
+                      'froc_table', 'froc_summary', 'bootstrap_froc_ci', 'compact_curve']

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from spinexr.analysis.report import plot_froc
 from spinexr.evaluation.coco_ap import ImageGT, ImagePred, match_coco
-from spinexr.evaluation.froc import (FROC_FP_RATES, froc_curve, froc_summary, froc_table,
-                                     plot_froc)
+from spinexr.evaluation.froc import FROC_FP_RATES, froc_curve, froc_summary, froc_table
 
 
 def _gt(img_id, boxes, labels):
