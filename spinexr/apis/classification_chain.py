@@ -94,8 +94,8 @@ def run_classifier_chain(work_dir: str,
         :data:`spinexr.evaluation.compare.CLASSIFIER_COLUMNS`), ``search`` (the searched weights
         json), ``roc`` (ROC curve PNG).
     """
-    from spinexr.evaluation.classifier_report import (classifier_rows, has_study_ids,
-                                                      plot_roc_curves, study_rows)
+    from spinexr.analysis.classifier_report import (classifier_rows, has_study_ids,
+                                                    plot_roc_curves, study_rows)
     root = data_root.rstrip('/') + '/'
     os.makedirs(work_dir, exist_ok=True)
     names = [n for n, _ in MEMBERS]

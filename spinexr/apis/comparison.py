@@ -363,7 +363,7 @@ def run_main_job(work_dir: str = 'work_dirs/comparison',
     Returns:
         dict[str, str]: Paths of the table files (``markdown``, ``csv``, ``png``, ``json``).
     """
-    from spinexr.evaluation.compare import ModelSpec, find_checkpoint, run_comparison_table
+    from spinexr.analysis.model_table import ModelSpec, find_checkpoint, run_comparison_table
     profile = profile or default_profile()
     if profile not in PROFILES:
         raise ValueError(f'unknown profile {profile!r}; choose from {sorted(PROFILES)}')

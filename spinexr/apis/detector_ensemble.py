@@ -289,7 +289,7 @@ def fused_row(preds: Sequence[ImagePred], ann_file: str, name: str, n_bootstrap:
     """A comparison-table row (``extra_rows`` of :func:`spinexr.evaluation.compare.
     write_comparison`) for fused detections: the metrics of :func:`evaluate_fused`, the FROC
     curve fields, ``model``, ``notes`` and ``num_test_images``."""
-    from spinexr.evaluation.compare import froc_curve_fields
+    from spinexr.evaluation.det_summary import froc_curve_fields
     gts, class_names = load_coco_gt(ann_file)
     row: Dict[str, object] = dict(model=name)
     row.update(evaluate_fused(preds, ann_file, n_bootstrap=n_bootstrap, seed=seed))

@@ -29,7 +29,7 @@ the top-left corner of the first stored pixel), clipped to the image.
 import os
 import os.path as osp
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -42,12 +42,26 @@ from .inference_preprocess import (DICOM_EXTS, PreprocessSpec, boxes_to_network,
                                    interpolation_for)
 from .inference_writer import ResultWriter, overlay_stems
 
-
-def _load_config(config: str, cfg_options: Optional[dict] = None):
+if TYPE_CHECKING:
     from mmengine.config import Config
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file not found: {config}')
-    cfg = Config.fromfile(config)
+
+
+def _load_config(config: Union[str, 'Config'], cfg_options: Optional[dict] = None) -> 'Config':
+    """A config from a file, a shipped config name or a loaded ``Config`` (copied, so the
+    caller's stays as it is), with ``cfg_options`` merged in."""
+    import copy
+
+    from mmengine.config import Config
+
+    from spinexr.utils.paths import config_path
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    else:
+        try:
+            config = config_path(config)
+        except FileNotFoundError:
+            raise FileNotFoundError(f'config file not found: {config}') from None
+        cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
@@ -79,14 +93,18 @@ def _test_pipeline(cfg) -> Sequence[dict]:
     return pipeline
 
 
-def build_detector(config: str, checkpoint: Optional[str], device: str = 'cpu',
+def build_detector(config: Union[str, 'Config'], checkpoint: Optional[str], device: str = 'cpu',
                    fp16: bool = False, fuse: bool = True, channels_last: Optional[bool] = None,
-                   cfg_options: Optional[dict] = None
+                   cfg_options: Optional[dict] = None, prepare: bool = True
                    ) -> Tuple[torch.nn.Module, PreprocessSpec, List[str]]:
     """Build any mmdet detector from a config (incl. ``YOLO11Detector``) and load a checkpoint.
 
+    The one way spinexr builds a detector for inference and evaluation (the comparison table,
+    :mod:`spinexr.analysis.model_table`, builds its models here too).
+
     Args:
-        config (str): mmdet config file.
+        config (str | Config): mmdet config file, shipped config name
+            (:func:`spinexr.utils.paths.config_path`) or a loaded ``Config`` (not modified).
         checkpoint (str, optional): mmengine checkpoint (``state_dict``); None keeps the
             initialisation (tests, benchmarks).
         device (str): ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
@@ -97,20 +115,26 @@ def build_detector(config: str, checkpoint: Optional[str], device: str = 'cpu',
             input. None: on for CUDA and for x86 CPUs with oneDNN (Ultralytics' predictor does
             the latter by default; it is about 1.3x faster there).
         cfg_options (dict, optional): Config overrides.
+        prepare (bool): Let the detector prepare itself for inference (below). False keeps the
+            model as trained, only in eval mode on the device (``fp16``, ``fuse`` and
+            ``channels_last`` then do nothing): the comparison table counts its parameters.
 
-    The detector prepares itself for inference (``YOLO11Detector.prepare_for_inference``: fuse,
-    in-place activations, channels-last, half); other mmdet detectors are only put in eval mode
-    on the device.
+    The config's ``custom_imports`` are imported first. The detector prepares itself for
+    inference (``YOLO11Detector.prepare_for_inference``: fuse, in-place activations,
+    channels-last, half); other mmdet detectors are only put in eval mode on the device.
 
     Returns:
         tuple: ``(model in eval mode on device, PreprocessSpec, class names)``.
     """
     from mmengine.registry import DefaultScope
+    from mmengine.utils import import_modules_from_strings
 
     import spinexr.models  # noqa: F401  (registration)
     from mmdet.registry import MODELS
     from spinexr.datasets.metainfo import CLASSES
     cfg = _load_config(config, cfg_options)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
     if 'pretrained' in cfg.model and cfg.model.get('type') == 'YOLO11Detector':
         cfg.model.pretrained = None
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
@@ -121,7 +145,8 @@ def build_detector(config: str, checkpoint: Optional[str], device: str = 'cpu',
     names = meta.get('classes') or (cfg.get('metainfo') or {}).get('classes') or CLASSES
     model.eval().to(device)
     half = fp16 and str(device).startswith('cuda')
-    if hasattr(model, 'prepare_for_inference'):  # YOLO11Detector: fuse, half, channels-last
+    # YOLO11Detector: fuse, half, channels-last
+    if prepare and hasattr(model, 'prepare_for_inference'):
         model.prepare_for_inference(half=half, fuse=fuse, channels_last=channels_last)
     # other mmdet detectors stay float32 (``fp16`` means autocast, InferencePrecision)
     return model, PreprocessSpec.from_pipeline(_test_pipeline(cfg)), list(names)

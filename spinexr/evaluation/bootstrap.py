@@ -32,8 +32,13 @@ from .coco_ap import MatchResult, interpolated_ap
 ABSENT_CLASS_RULES = ('drop_replicate', 'drop_class')
 
 
-def _warn(msg: str) -> None:
-    """Log a warning to the current MMLogger (imported here: no logger set-up on import)."""
+def bootstrap_warning(msg: str) -> None:
+    """Log a warning about a bootstrap (missing study ids, dropped resamples) to the current
+    MMLogger; the interval functions of :mod:`spinexr.evaluation` share it.
+
+    Args:
+        msg (str): The message, starting with the name of the function that warns.
+    """
     from mmengine.logging import print_log
     print_log(msg, logger='current', level=logging.WARNING)
 
@@ -59,16 +64,17 @@ def study_groups(study_ids: Optional[Sequence[object]], num_images: int,
         ValueError: ``study_ids`` has the wrong length.
     """
     if study_ids is None:
-        _warn(f'{what}: no study ids; resampling images instead of studies. Views of one study '
-              'are correlated, so this interval is too narrow.')
+        bootstrap_warning(f'{what}: no study ids; resampling images instead of studies. Views of '
+                          'one study are correlated, so this interval is too narrow.')
         return np.arange(num_images, dtype=np.int64)
     ids = ['' if s is None else str(s) for s in study_ids]
     if len(ids) != num_images:
         raise ValueError(f'{what}: {len(ids)} study ids for {num_images} images')
     missing = sum(1 for s in ids if s in ('', 'nan', 'None'))
     if missing:
-        _warn(f'{what}: {missing} of {num_images} images have no study id; each of them is '
-              'resampled as its own study (the interval is too narrow if they share studies).')
+        bootstrap_warning(f'{what}: {missing} of {num_images} images have no study id; each of '
+                          'them is resampled as its own study (the interval is too narrow if '
+                          'they share studies).')
     index: dict = {}
     groups = np.empty(num_images, dtype=np.int64)
     for i, s in enumerate(ids):
@@ -193,8 +199,9 @@ def bootstrap_map_ci(match: MatchResult,
     ]) if n_resamples else np.zeros(0)
     n_dropped = int(np.sum(~np.isfinite(vals)))
     if n_resamples and n_dropped > 0.05 * n_resamples:
-        _warn(f'bootstrap_map_ci: {n_dropped} of {n_resamples} resamples lack a class and are '
-              'left out; the interval is conditional on drawing it and unreliable.')
+        bootstrap_warning(f'bootstrap_map_ci: {n_dropped} of {n_resamples} resamples lack a class '
+                          'and are left out; the interval is conditional on drawing it and '
+                          'unreliable.')
     low, high, mean, std = percentile_interval(vals, ci)
     n_units = int(groups.max()) + 1 if groups.size else 0
     return dict(low=low, high=high, mean=mean, std=std, n_resamples=int(n_resamples),

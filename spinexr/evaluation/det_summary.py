@@ -1,17 +1,17 @@
 """All detection numbers of one model on one split, computed from plain arrays.
 
 Used by :class:`spinexr.evaluation.metrics.VinDrDetMetric` (inside the Runner) and by the comparison
-table (:mod:`spinexr.evaluation.compare`), so both report identical numbers.
+table (:mod:`spinexr.analysis.model_table`), so both report identical numbers.
 """
 import re
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from .bootstrap import bootstrap_map_ci
 from .coco_ap import (COCO_IOU_THRS, ImageGT, ImagePred, MatchResult, ap_per_class, match_coco,
                       nanmean, precision_recall_at)
-from .froc import FROC_FP_RATES, bootstrap_froc_ci, froc_table
+from .froc import FROC_FP_RATES, bootstrap_froc_ci, compact_curve, froc_curve, froc_table
 from .voc_ap import eval_voc101
 
 
@@ -127,6 +127,24 @@ def froc_matching(gts: Sequence[ImageGT], preds: Sequence[ImagePred],
     """
     cap = max(1, _max_per_image_class(preds))
     return match_coco(gts, preds, num_classes, iou_thrs=(0.5, ), max_dets=cap)
+
+
+def froc_curve_fields(gts: Sequence[ImageGT], preds: Sequence[ImagePred],
+                      num_classes: int) -> Dict[str, List[float]]:
+    """The pooled FROC curve's corners as table-row fields, for the ``froc.png`` of
+    :func:`spinexr.analysis.report.write_comparison` (any row built from predictions, e.g. a
+    fused ensemble, can add them).
+
+    Args:
+        gts (Sequence[ImageGT]): Ground truth of every evaluated image.
+        preds (Sequence[ImagePred]): Detections (all of them are matched, no ``max_dets`` cap).
+        num_classes (int): Number of classes.
+
+    Returns:
+        dict: ``froc_curve_fps`` and ``froc_curve_sens`` lists (:func:`froc.compact_curve`).
+    """
+    fps, sens = compact_curve(*froc_curve(froc_matching(gts, preds, num_classes)))
+    return dict(froc_curve_fps=fps.tolist(), froc_curve_sens=sens.tolist())
 
 
 def froc_metrics(match: MatchResult,

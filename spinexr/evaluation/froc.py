@@ -26,7 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .bootstrap import _warn, percentile_interval, resample_weights, study_groups
+from .bootstrap import (bootstrap_warning, percentile_interval, resample_weights,
+                        study_groups)
 from .coco_ap import MatchResult
 
 #: False positives per image at which sensitivity is reported.
@@ -261,8 +262,8 @@ def bootstrap_froc_ci(match: MatchResult,
     defined = np.isfinite(means)
     n_dropped = int((~defined).sum())
     if n_resamples and n_dropped > 0.05 * n_resamples:
-        _warn(f'bootstrap_froc_ci: {n_dropped} of {n_resamples} resamples hold no lesion and '
-              'are left out; the interval is unreliable.')
+        bootstrap_warning(f'bootstrap_froc_ci: {n_dropped} of {n_resamples} resamples hold no '
+                          'lesion and are left out; the interval is unreliable.')
     mean_low, mean_high, _, _ = percentile_interval(means, ci)
     per_rate = [percentile_interval(vals[defined, j], ci) for j in range(len(rates))]
     n_units = int(groups.max()) + 1 if groups.size else 0
@@ -296,45 +297,5 @@ def compact_curve(fps: np.ndarray, sens: np.ndarray) -> Tuple[np.ndarray, np.nda
     return fps[keep], sens[keep]
 
 
-def plot_froc(curves: Dict[str, Tuple[np.ndarray, np.ndarray]], out_file: str,
-              rates: Sequence[float] = FROC_FP_RATES, title: str = 'FROC') -> str:
-    """Draw FROC curves (log-scaled false positives per image) into a PNG.
-
-    Args:
-        curves (dict): ``label -> (fps, sensitivity)`` as returned by :func:`froc_curve`.
-        out_file (str): PNG path.
-        rates (Sequence[float]): Rates marked on the x axis.
-        title (str): Plot title.
-
-    Returns:
-        str: ``out_file``.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    lo, hi = min(rates) / 2, max(rates) * 2
-    for label, (fps, sens) in curves.items():
-        if not np.any(np.isfinite(sens)):
-            continue
-        x = np.clip(fps, lo, None)
-        ax.step(x, 100.0 * sens, where='post', label=label)
-    ax.set_xscale('log')
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(0, 100)
-    ax.set_xticks(list(rates))
-    ax.set_xticklabels([f'{r:g}' for r in rates])
-    ax.set_xlabel('false positives per image')
-    ax.set_ylabel('sensitivity (%)')
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc='lower right')
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=120)
-    plt.close(fig)
-    return out_file
-
-
 __all__: List[str] = ['FROC_FP_RATES', 'froc_curve', 'weighted_froc_points', 'sensitivity_at',
-                      'froc_table', 'froc_summary', 'bootstrap_froc_ci', 'compact_curve',
-                      'plot_froc']
+                      'froc_table', 'froc_summary', 'bootstrap_froc_ci', 'compact_curve']

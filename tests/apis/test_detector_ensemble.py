@@ -166,7 +166,7 @@ def test_shipped_config_builds():
 
 def test_fused_row_goes_into_the_comparison_table(splits):
     from spinexr.apis.detector_ensemble import fused_row
-    from spinexr.evaluation.compare import write_comparison
+    from spinexr.analysis.report import write_comparison
     tmp, hold, test, preds = splits
     ens = DetectionEnsemble(members=[dict(name='good'), dict(name='bad')])
     fused = ens.fuse({'good': preds['good', 'test'], 'bad': preds['bad', 'test']}, test)
@@ -197,7 +197,7 @@ def test_comparison_table_gets_the_fused_row(tiny_coco, tmp_path):
     from mmengine.registry import RUNNERS
 
     from spinexr.apis.comparison import ModelEntry, derive_config
-    from spinexr.evaluation.compare import ModelSpec, find_checkpoint, run_comparison_table
+    from spinexr.analysis.model_table import ModelSpec, find_checkpoint, run_comparison_table
     entry = ModelEntry('retina', 'configs/retinanet/retinanet_r50_fpn_12e_vindr-640.py',
                        demo_options={'model.backbone.depth': 18,
                                      'model.neck.in_channels': [64, 128, 256, 512]})

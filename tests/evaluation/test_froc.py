@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from spinexr.analysis.report import plot_froc
 from spinexr.evaluation.coco_ap import ImageGT, ImagePred, match_coco
-from spinexr.evaluation.froc import (FROC_FP_RATES, froc_curve, froc_summary, froc_table,
-                                     plot_froc)
+from spinexr.evaluation.froc import FROC_FP_RATES, froc_curve, froc_summary, froc_table
 
 
 def _gt(img_id, boxes, labels):
@@ -137,7 +137,7 @@ def test_compact_curve_keeps_the_steps():
 
 def test_comparison_row_curve_sees_every_detection():
     """The table's curve fields: the hand case's corners, with no ``max_dets`` cut."""
-    from spinexr.evaluation.compare import froc_curve_fields
+    from spinexr.evaluation.det_summary import froc_curve_fields
     fields = froc_curve_fields(*_case_inputs(), num_classes=2)
     np.testing.assert_allclose(fields['froc_curve_fps'], [0, 0, .5, .5, 1.0])
     np.testing.assert_allclose(fields['froc_curve_sens'], [0, 1 / 3, 2 / 3, 1, 1])

@@ -42,6 +42,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from spinexr.evaluation.roc import positive_probability
+from spinexr.utils.paths import config_path
 
 #: The paper draft's weights for (DenseNet-121, EfficientNetV2-S, ResNet-50). The draft chose
 #: them (and its threshold) on the TEST labels, so any test figure computed with them is leaked.
@@ -60,15 +61,15 @@ TTA_OPS = {
     'vflip': lambda x: torch.flip(x, dims=[-2]),
 }
 
-_REPO = Path(__file__).resolve().parents[3]
-
 
 def _resolve_path(path: str) -> str:
-    """A relative config path as given, else relative to the repository root."""
-    if osp.isabs(path) or osp.exists(path):
+    """A member config as given when it is a file, else a shipped config
+    (:func:`spinexr.utils.paths.config_path`: ``configs/x/y.py`` from any folder); a name that
+    is neither comes back unchanged (:func:`build_member` reports it)."""
+    try:
+        return config_path(path)
+    except FileNotFoundError:
         return path
-    candidate = _REPO / path
-    return str(candidate) if candidate.exists() else path
 
 
 def build_member(spec: dict) -> nn.Module:

@@ -1,11 +1,12 @@
-"""Evaluate several trained detectors on the same test split and write one comparison table.
+"""The model table: evaluate several trained detectors on one test split, write one table.
 
-Examples:
+Examples (``tools/analysis_tools/model_table.py`` in a checkout runs the same ``main``)::
+
     # work dirs of tools/train.py (config dumped by the Runner + last checkpoint)
-    python tools/analysis_tools/compare.py --work-dirs work_dirs/faster work_dirs/retina \
+    python -m spinexr.cli.model_table --work-dirs work_dirs/faster work_dirs/retina \
         --data-root data/vindr_spinexr --out-dir results/comparison
-    # explicit pairs NAME=CONFIG:CHECKPOINT
-    python tools/analysis_tools/compare.py \
+    # explicit pairs NAME=CONFIG:CHECKPOINT (CONFIG may be a shipped name: configs/x/y.py)
+    python -m spinexr.cli.model_table \
         --models frcnn=configs/faster_rcnn/faster-rcnn_r50_fpn_12e_vindr-640.py:work_dirs/f/e12.pth
 
 Writes OUT_DIR/comparison.{md,csv,json}, OUT_DIR/per_class_ap.png and OUT_DIR/froc.png (see
@@ -14,10 +15,11 @@ docs/comparison.md).
 import argparse
 import json
 
-from spinexr.evaluation.compare import ModelSpec, run_comparison_table, spec_from_work_dir
+from spinexr.analysis.model_table import ModelSpec, run_comparison_table, spec_from_work_dir
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line (``argv``: default ``sys.argv[1:]``)."""
     p = argparse.ArgumentParser(description='Compare detectors on one test split')
     p.add_argument('--work-dirs', nargs='*', default=[], help='training work dirs')
     p.add_argument('--models', nargs='*', default=[],
@@ -37,6 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
+    """Evaluate the models, write the table files and print the Markdown table."""
     args = parse_args(argv)
     specs = [spec_from_work_dir(w) for w in args.work_dirs]
     for item in args.models:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from spinexr.evaluation.classifier_report import (classifier_rows, format_rows_markdown,
-                                                  plot_roc_curves)
+from spinexr.analysis.classifier_report import (classifier_rows, format_rows_markdown,
+                                                plot_roc_curves)
 
 
 def _csv(path, n=80, seed=0):
@@ -82,7 +82,7 @@ def _study_csv(path):
 
 
 def test_study_rows_differ_from_image_rows_by_hand(tmp_path):
-    from spinexr.evaluation.classifier_report import study_rows
+    from spinexr.analysis.classifier_report import study_rows
     path = _study_csv(tmp_path / 'p.csv')
     image = classifier_rows(path, thresholds=0.45, n_bootstrap=0)[0]
     assert image['auroc'] == pytest.approx(80.0)

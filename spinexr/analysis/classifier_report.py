@@ -4,9 +4,9 @@ Input is a prediction CSV written by ``BinaryClsMetric(prediction_file=...)`` on
 e.g. by ``tools/test.py configs/classifiers/ensemble_vindr-384.py``: columns ``label``, ``prob``
 (the evaluated model) and, for the ensemble, ``prob_<member>`` per member.
 
-Example (for ``tools/analysis_tools/compare.py`` or a notebook)::
+Example (for ``tools/analysis_tools/model_table.py`` or a notebook)::
 
-    from spinexr.evaluation.classifier_report import classifier_rows, plot_roc_curves
+    from spinexr.analysis.classifier_report import classifier_rows, plot_roc_curves
     rows = classifier_rows('work_dirs/ensemble_vindr-384/test_predictions.csv',
                            thresholds='work_dirs/cv/ensemble_search.json')
     # [{'model': 'ensemble', 'auroc': 90.1, 'auroc_ci': (88.7, 91.4), 'sensitivity': ...}, ...]
@@ -31,8 +31,8 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from .roc import roc_curve, summarize
-from .study_level import RULES, study_level_summary
+from ..evaluation.roc import roc_curve, summarize
+from ..evaluation.study_level import RULES, study_level_summary
 
 #: Statistics of a row; each has a ``<stat>_ci`` (lower, upper) entry too. Percent.
 ROW_STATS = ('auroc', 'sensitivity', 'specificity', 'f1')
