@@ -3,7 +3,8 @@
 # mmengine Runner:
 #   tools/train.py configs/rtdetr/rtdetr-l_72e_vindr-640.py \
 #       [--cfg-options model.pretrained=/path/rtdetr-l.pt]
-# (no --amp by default: Ultralytics warns that AMP can give NaN in RT-DETR's bipartite matching.)
+# Ultralytics trains with AMP by default (amp: True): add --amp for that (its RTDETRTrainer notes
+# that AMP can give NaN outputs / errors in the bipartite matching).
 #
 # Hyper-parameters and where they come from (Ultralytics' cfg/default.yaml unless stated):
 # * imgsz 640, batch 16, nbs 64 -> gradients of 4 batches summed per optimizer step (accumulation
@@ -20,9 +21,8 @@
 #   640 x 640 (RTDETRDataset.load_image uses rect_mode=False: cv2.resize to the square, no aspect
 #   ratio kept), random affine (translate 0.1, scale 0.5, no rotation/shear), mixup 0.0, HSV
 #   (0.015, 0.7, 0.4), horizontal flip 0.5; mosaic closed for the last 10 epochs; no multi-scale.
-# * test: stretched to 640 x 640, as Ultralytics' RTDETRPredictor (scale_fill=True) and as the
-#   images were trained. (Ultralytics 8.4's RTDETRValidator instead letterboxes, centred, without
-#   upscaling; the top-k decoding and conf 0.001 / max_det 300 are its.)
+# * test: stretched to 640 x 640, as Ultralytics' validator (the same load_image; its LetterBox is
+#   then a no-op on the square) and RTDETRPredictor (scale_fill=True); conf 0.001, max_det 300.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/rtdetr.py',

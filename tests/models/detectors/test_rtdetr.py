@@ -96,7 +96,8 @@ def test_loss_without_boxes_backpropagates(detector):
     losses = model.loss(torch.rand(2, 3, 64, 64), [_sample([], []), _sample([], [])])
     assert torch.isfinite(losses['loss_rtdetr'])
     losses['loss_rtdetr'].backward()
-    assert any(p.grad is not None for p in model.parameters())
+    # every parameter gets a gradient (DDP needs no find_unused_parameters)
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
 def test_postprocess_hand_checked(detector):
@@ -183,6 +184,10 @@ def test_recipe_config_is_ultralytics_rtdetr_trainer():
     assert cfg.train_dataloader.dataset.pipeline[2]['keep_ratio'] is False  # stretched
     assert cfg.test_dataloader.dataset.pipeline[1]['keep_ratio'] is False
     assert 'http' not in cfg.pretty_text
+    from mmdet.registry import MODELS
+    model = MODELS.build(cfg.model)  # the full RT-DETR-l, 7 classes
+    assert 32e6 < sum(p.numel() for p in model.parameters()) < 34e6
+    assert model.yolo.model[-1].num_queries == 300 and model.yolo.model[-1].nc == 7
 
 
 @pytest.mark.slow
