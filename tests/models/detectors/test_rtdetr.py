@@ -100,7 +100,7 @@ def test_loss_without_boxes_backpropagates(detector):
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
-def test_postprocess_hand_checked(detector):
+def test_postprocess_hand_checked(detector, tmp_path):
     """RTDETRValidator.postprocess, then back to the original image: a (64 H, 128 W) batch tensor
     holding a 256 x 256 image stretched by (0.5, 0.25)."""
     model = copy.deepcopy(detector)
@@ -118,6 +118,15 @@ def test_postprocess_hand_checked(detector):
     torch.testing.assert_close(out.bboxes, expected)
     torch.testing.assert_close(out.scores, torch.tensor([0.9, 0.6]), atol=1e-3, rtol=0)
     assert out.labels.tolist() == [2, 4]
+    # on a square batch tensor without resize: exactly Ultralytics' RTDETRValidator.postprocess
+    from ultralytics.models.rtdetr.val import RTDETRValidator
+    validator = RTDETRValidator(save_dir=tmp_path, args=dict(imgsz=128, conf=0.1, max_det=2))
+    theirs = validator.postprocess(topk.float())[0]
+    meta = dict(img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1.0, 1.0))
+    ours = model.postprocess(topk, [DetDataSample(metainfo=meta)], (128, 128))[0].pred_instances
+    torch.testing.assert_close(ours.bboxes, theirs['bboxes'])
+    torch.testing.assert_close(ours.scores, theirs['conf'])
+    assert ours.labels.tolist() == theirs['cls'].long().tolist()
 
 
 def test_predict_uses_the_heads_topk_and_original_pixels(detector):
