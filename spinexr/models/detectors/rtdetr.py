@@ -1,7 +1,6 @@
-"""RT-DETR as an mmdet detector: Ultralytics' model, criterion and top-k decoding behind mmengine."""
+"""RT-DETR as an mmdet detector: Ultralytics' model, loss and top-k decoding behind mmengine."""
 from typing import Any, Dict, Optional, Union
 
-import torch
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList

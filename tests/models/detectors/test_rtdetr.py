@@ -1,6 +1,5 @@
 """Tests of the RT-DETR adapter: Ultralytics' own loss, top-k postprocess, weights, the recipe."""
 import copy
-import os.path as osp
 
 import pytest
 import torch
@@ -10,7 +9,8 @@ from mmengine.structures import InstanceData
 
 from spinexr.models.detectors import RTDETRDetector
 from spinexr.models.detectors import rtdetr as rtdetr_module
-from spinexr.testing.runs import REPO, run_tool
+from spinexr.testing.runs import run_tool
+from spinexr.utils.paths import config_path
 
 NC = 7
 RECIPE = 'configs/rtdetr/rtdetr-l_72e_vindr-640.py'
@@ -70,7 +70,8 @@ def test_loss_is_ultralytics_own(detector, monkeypatch):
     model = copy.deepcopy(detector).train()
     reference = copy.deepcopy(detector.yolo).train()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    samples = [_sample([[10, 10, 30, 40]], [1]), _sample([[0, 8, 16, 24], [32, 32, 64, 48]], [2, 6])]
+    samples = [_sample([[10, 10, 30, 40]], [1]),
+               _sample([[0, 8, 16, 24], [32, 32, 64, 48]], [2, 6])]
     batch = dict(img=x, batch_idx=torch.tensor([0., 1., 1.]),
                  cls=torch.tensor([[1.], [2.], [6.]]),
                  bboxes=torch.tensor([[20, 25, 20, 30], [8, 16, 16, 16], [48, 40, 32, 16]]) / 64)
@@ -138,7 +139,8 @@ def test_predict_uses_the_heads_topk_and_original_pixels(detector):
         out = model.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
     keep = topk[:, 4] > 0.001
     assert len(out) == int(keep.sum()) <= 30 * NC
-    xyxy = torch.cat([topk[keep, :2] - topk[keep, 2:4] / 2, topk[keep, :2] + topk[keep, 2:4] / 2], 1)
+    centre, half = topk[keep, :2], topk[keep, 2:4] / 2
+    xyxy = torch.cat([centre - half, centre + half], 1)
     xyxy = xyxy * torch.tensor([96 / 0.25, 64 / 0.5, 96 / 0.25, 64 / 0.5])
     xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, 384)
     xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, 128)
@@ -177,7 +179,7 @@ def test_pretrained_ultralytics_pt(detector, tmp_path):
 
 def test_recipe_config_is_ultralytics_rtdetr_trainer():
     """The values Ultralytics' RTDETRTrainer would use on the 8,389 train images at batch 16."""
-    cfg = Config.fromfile(osp.join(REPO, RECIPE))
+    cfg = Config.fromfile(config_path(RECIPE))
     assert cfg.model.type == 'RTDETRDetector' and cfg.model.model_yaml == 'rtdetr-l.yaml'
     assert cfg.model.num_classes == 7 and cfg.model.pretrained is None and cfg.load_from is None
     opt = cfg.optim_wrapper.optimizer
@@ -203,11 +205,12 @@ def test_recipe_config_is_ultralytics_rtdetr_trainer():
 def test_recipe_trains_and_tests_through_the_tools(tiny_coco, tmp_path):
     """The recipe, at 128 px with the reduced network: tools/train.py for one epoch (2
     iterations of 4 images, mosaic stage) with validation, then tools/test.py on its checkpoint."""
-    from spinexr.apis.comparison import scale_pipeline_sizes
     import yaml
+
+    from spinexr.apis.comparison import scale_pipeline_sizes
     yaml_file = tmp_path / 'rtdetr-tiny.yaml'
     yaml_file.write_text(yaml.safe_dump(tiny_rtdetr_yaml()))
-    cfg = Config.fromfile(osp.join(REPO, RECIPE))
+    cfg = Config.fromfile(config_path(RECIPE))
     cfg.data_root = str(tiny_coco) + '/'
     cfg.model.model_yaml = str(yaml_file)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
