@@ -29,7 +29,7 @@ class RTDETRDetector(BaseDetector):
     Training calls the model's own ``loss(batch)``: the decoder runs with Ultralytics' contrastive
     denoising queries built from the targets, and ``RTDETRDetectionLoss`` (VFL classification, L1
     and GIoU, Hungarian matching, auxiliary decoder layers, encoder top-k and denoising groups)
-    returns its ~30 terms, summed. The ground truth is packed by :func:`pack_yolo_targets` (xywh
+    returns its terms, summed. The ground truth is packed by :func:`pack_yolo_targets` (xywh
     normalised by the batch tensor, which is what the decoder's normalised boxes refer to).
 
     Loss scale: Ultralytics' RT-DETR trainer backpropagates ``loss.sum()`` as the model returns
