@@ -1,4 +1,5 @@
-"""Detectors: the YOLO11 adapter (Ultralytics' model behind mmengine's Runner)."""
+"""Detectors: the YOLO11 and RT-DETR adapters (Ultralytics' models behind mmengine's Runner)."""
+from .rtdetr import RTDETRDetector
 from .yolo11 import YOLO11Detector
 
-__all__ = ['YOLO11Detector']
+__all__ = ['RTDETRDetector', 'YOLO11Detector']

@@ -1,0 +1,221 @@
+"""RT-DETR as an mmdet detector: Ultralytics' model, loss and top-k decoding behind mmengine."""
+from typing import Any, Dict, Optional, Union
+
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import OptConfigType, OptMultiConfig
+from mmengine.dist import get_world_size
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from spinexr.models.detectors.yolo11 import YOLO11Detector
+from spinexr.models.detectors.yolo11_loss import pack_yolo_targets
+
+#: Logged names of the detached components Ultralytics reports (``giou_loss``, ``cls_loss``,
+#: ``l1_loss`` there), without ``'loss'`` in them: mmengine sums every key holding ``'loss'``.
+COMPONENT_NAMES = {'giou_loss': 'giou', 'cls_loss': 'cls', 'l1_loss': 'l1'}
+
+
+@MODELS.register_module()
+class RTDETRDetector(BaseDetector):
+    """Ultralytics RT-DETR wrapped as an mmdet detector.
+
+    The network is an ``ultralytics.nn.tasks.RTDETRDetectionModel`` built from an Ultralytics model
+    YAML (``'rtdetr-l.yaml'``, or a path / dict of one), held as ``self.yolo`` (the attribute name
+    of :class:`YOLO11Detector`, whose weight loading, inference preparation, feature extraction and
+    box mapping are shared here; state-dict keys ``yolo.model.<i>...``).
+
+    Training calls the model's own ``loss(batch)``: the decoder runs with Ultralytics' contrastive
+    denoising queries built from the targets, and ``RTDETRDetectionLoss`` (VFL classification, L1
+    and GIoU, Hungarian matching, auxiliary decoder layers, encoder top-k and denoising groups)
+    returns its terms, summed. The ground truth is packed by :func:`pack_yolo_targets` (xywh
+    normalised by the batch tensor, which is what the decoder's normalised boxes refer to).
+
+    Loss scale: Ultralytics' RT-DETR trainer backpropagates ``loss.sum()`` as the model returns
+    it (already normalised by the number of boxes: unlike YOLO's, it is NOT multiplied by the
+    batch size), times the world size under DDP, and sums the gradients of accumulated batches.
+    With ``ultralytics_loss_scale=True`` the adapter multiplies by the world size too; with
+    ``YOLOOptimWrapper`` (summed accumulation) ``loss_gain`` stays 1.
+
+    Prediction follows Ultralytics' ``RTDETRValidator.postprocess``: the head's top-k over
+    queries x classes (sorted scores, several labels per query possible, no NMS), scores above
+    ``conf_thr``, the first ``max_det``; normalised xywh to xyxy pixels of the batch tensor, then
+    to the original image (:meth:`YOLO11Detector.to_original`), all in float32.
+
+    Args:
+        model_yaml (str | dict): Ultralytics RT-DETR model YAML, e.g. ``'rtdetr-l.yaml'`` (or a
+            file path, or the YAML as a dict).
+        num_classes (int): Number of classes (``nc``).
+        ultralytics_loss_scale (bool): Multiply the loss by the world size, as Ultralytics does.
+            Defaults to True.
+        loss_gain (float): Extra constant multiplier of the loss. Defaults to 1.0.
+        test_cfg (dict, optional): ``conf_thr`` (0.001, Ultralytics' validation default) and
+            ``max_det`` (300).
+        pretrained (str, optional): Local Ultralytics ``.pt`` (e.g. ``rtdetr-l.pt``); tensors
+            matching by name and shape are transferred in :meth:`init_weights`. Nothing is
+            downloaded.
+        trust_checkpoint (bool): Unpickle ``pretrained`` in full (runs any code it holds).
+            Defaults to False: read with an allow-list, see
+            :meth:`YOLO11Detector.load_ultralytics_weights`.
+        channels_last (bool, optional): Channels-last network; ``None`` (default): on CUDA only,
+            as Ultralytics' trainer.
+        data_preprocessor (dict, optional): Defaults to ``YOLODetDataPreprocessor``.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 model_yaml: Union[str, dict] = 'rtdetr-l.yaml',
+                 num_classes: int = 80,
+                 ultralytics_loss_scale: bool = True,
+                 loss_gain: float = 1.0,
+                 test_cfg: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 trust_checkpoint: bool = False,
+                 channels_last: Optional[bool] = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='YOLODetDataPreprocessor')
+        if isinstance(data_preprocessor, dict):  # resolve in mmdet's registry whatever the scope
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # lazy: importing ultralytics sets environment variables and thread counts
+        from ultralytics.nn.tasks import RTDETRDetectionModel
+
+        yaml_cfg = dict(model_yaml) if isinstance(model_yaml, dict) else model_yaml
+        self.yolo = RTDETRDetectionModel(yaml_cfg, ch=3, nc=num_classes, verbose=False)
+        # what Ultralytics' trainer sets (set_model_attributes): the criterion reads ``nc``
+        self.yolo.nc = num_classes
+        self.yolo.names = {i: str(i) for i in range(num_classes)}
+        self.model_yaml = model_yaml
+        self.num_classes = num_classes
+        self.ultralytics_loss_scale = bool(ultralytics_loss_scale)
+        self.loss_gain = float(loss_gain)
+        self.test_cfg = {**dict(conf_thr=0.001, max_det=300), **(test_cfg or {})}
+        unknown = set(self.test_cfg) - {'conf_thr', 'max_det'}
+        if unknown:
+            raise ValueError(f'unknown test_cfg keys {sorted(unknown)} for RTDETRDetector '
+                             '(conf_thr, max_det; RT-DETR has no NMS)')
+        self.pretrained = pretrained
+        self.trust_checkpoint = bool(trust_checkpoint)
+        self.channels_last = channels_last
+        self._criterion = None  # read by the shared weight loader (YOLO11Detector's attribute)
+
+    # ------------------------------------------------- shared with YOLO11Detector (no super())
+    load_ultralytics_weights = YOLO11Detector.load_ultralytics_weights
+    prepare_for_inference = YOLO11Detector.prepare_for_inference
+    extract_feat = YOLO11Detector.extract_feat
+    _apply_memory_format = YOLO11Detector._apply_memory_format
+    _prepare_inputs = YOLO11Detector._prepare_inputs
+    to_original = staticmethod(YOLO11Detector.to_original)
+
+    def init_weights(self) -> None:
+        """Run mmengine's initialisation, then transfer ``pretrained`` Ultralytics weights."""
+        super().init_weights()
+        if self.pretrained:
+            self.load_ultralytics_weights(self.pretrained)
+
+    def to(self, *args, **kwargs) -> 'RTDETRDetector':
+        """Move/cast the model; channels-last on CUDA (see ``channels_last``)."""
+        module = super().to(*args, **kwargs)
+        self._apply_memory_format()
+        return module
+
+    def cuda(self, *args, **kwargs) -> 'RTDETRDetector':
+        """Move the model to CUDA (channels-last by default there)."""
+        module = super().cuda(*args, **kwargs)
+        self._apply_memory_format()
+        return module
+
+    def _forward(self, batch_inputs: Tensor, batch_data_samples: OptConfigType = None) -> Any:
+        """Raw network output: the decoder's tuple in training mode; ``(top-k (N, K, 6), tuple)``
+        in eval mode."""
+        return self.yolo(batch_inputs)
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Ultralytics' RT-DETR loss on a batch.
+
+        Args:
+            batch_inputs (Tensor): N x 3 x H x W in [0, 1] (``YOLODetDataPreprocessor``).
+            batch_data_samples (list[DetDataSample]): Samples with ``gt_instances``.
+
+        Returns:
+            dict[str, Tensor]: ``loss_rtdetr``, the sum of all terms of Ultralytics' criterion
+            (scaled, see the class), and the detached ``giou`` / ``cls`` / ``l1`` of the last
+            decoder layer, as Ultralytics reports them (logged only, not summed by mmengine).
+        """
+        batch = pack_yolo_targets(batch_data_samples, tuple(batch_inputs.shape[-2:]),
+                                  device=batch_inputs.device)
+        batch['img'] = self._prepare_inputs(batch_inputs)
+        total, items = self.yolo.loss(batch)
+        scale = self.loss_gain
+        if self.ultralytics_loss_scale:
+            scale *= get_world_size()
+        losses = {'loss_rtdetr': total * scale}
+        losses.update({COMPONENT_NAMES[k]: v for k, v in items.items()})
+        return losses
+
+    # ------------------------------------------------------------------ predict
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Predict with the RT-DETR head's top-k decoding (no NMS).
+
+        Args:
+            batch_inputs (Tensor): N x 3 x H x W in [0, 1].
+            batch_data_samples (list[DetDataSample]): Samples with metainfo (``scale_factor``,
+                ``ori_shape``, optional ``pad_param``).
+            rescale (bool): Map boxes to the original image. Defaults to True.
+
+        Returns:
+            list[DetDataSample]: Samples with ``pred_instances`` (``bboxes`` xyxy, ``scores``,
+            ``labels``).
+        """
+        out = self.yolo(self._prepare_inputs(batch_inputs))
+        if isinstance(out, tuple) and len(out) == 2:  # eval mode: (top-k, raw outputs)
+            topk = out[0]
+        else:  # training mode: raw decoder outputs of every layer; decode the last as eval does
+            dec_bboxes, dec_scores = out[0], out[1]
+            topk = self.yolo.model[-1].postprocess(dec_bboxes[-1], dec_scores[-1].sigmoid())
+        return self.postprocess(topk, batch_data_samples, tuple(batch_inputs.shape[-2:]),
+                                rescale=rescale)
+
+    def postprocess(self,
+                    topk: Tensor,
+                    batch_data_samples: SampleList,
+                    input_shape: tuple,
+                    rescale: bool = True) -> SampleList:
+        """Ultralytics' ``RTDETRValidator.postprocess``, in float32, then the box mapping.
+
+        Args:
+            topk (Tensor): (N, K, 6) ``[cx, cy, w, h, score, class]``, boxes normalised by the
+                batch tensor, scores sorted in descending order per image (any float dtype).
+            batch_data_samples (list[DetDataSample]): As in :meth:`predict`.
+            input_shape (tuple[int, int]): ``(H, W)`` of the batch tensor.
+            rescale (bool): Map boxes to the original image. Defaults to True.
+
+        Returns:
+            list[DetDataSample]: Samples with float32 ``pred_instances``.
+        """
+        from ultralytics.utils import ops
+
+        topk = topk.float()  # explicit: decoding and box mapping in float32
+        h, w = input_shape
+        boxes = ops.xywh2xyxy(topk[..., :4]) * topk.new_tensor([w, h, w, h])
+        scores, labels = topk[..., 4], topk[..., 5]
+        results = []
+        for bbox, score, label, sample in zip(boxes, scores, labels, batch_data_samples):
+            keep = (score > self.test_cfg['conf_thr']).nonzero().squeeze(1)
+            keep = keep[:self.test_cfg['max_det']]
+            bbox = bbox[keep]
+            if rescale:
+                bbox = self.to_original(bbox, sample.metainfo)
+            inst = InstanceData()
+            inst.bboxes = bbox
+            inst.scores = score[keep]
+            inst.labels = label[keep].long()
+            results.append(inst)
+        return self.add_pred_to_datasample(batch_data_samples, results)
