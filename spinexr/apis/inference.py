@@ -135,7 +135,7 @@ def build_detector(config: Union[str, 'Config'], checkpoint: Optional[str], devi
     cfg = _load_config(config, cfg_options)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
-    if 'pretrained' in cfg.model and cfg.model.get('type') == 'YOLO11Detector':
+    if 'pretrained' in cfg.model and cfg.model.get('type') in ('YOLO11Detector', 'RTDETRDetector'):
         cfg.model.pretrained = None
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
         model = MODELS.build(cfg.model)

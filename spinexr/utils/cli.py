@@ -77,9 +77,15 @@ def trust_checkpoints(cfg: Config) -> Config:
     """
     cfg.trust_checkpoint = True
     model = cfg.get('model')
-    if isinstance(model, dict) and model.get('type') in ('YOLO11Detector', 'mmdet.YOLO11Detector'):
+    if isinstance(model, dict) and model.get('type') in _ULTRALYTICS_DETECTORS:
         model['trust_checkpoint'] = True
     return cfg
+
+
+#: Detector types wrapping an Ultralytics network, whose ``pretrained`` file may be an Ultralytics
+#: ``.pt`` (read with an allow-list unless ``trust_checkpoint``).
+_ULTRALYTICS_DETECTORS = ('YOLO11Detector', 'mmdet.YOLO11Detector', 'RTDETRDetector',
+                          'mmdet.RTDETRDetector')
 
 
 #: The AMP variant of each optimizer wrapper ``--amp`` can switch (an AMP wrapper stays).

@@ -379,6 +379,25 @@ def case_fusion_tta(entry, request):
     assert (inst.bboxes >= -1e-3).all() and (inst.bboxes <= 64 + 1e-3).all()
 
 
+def case_rtdetr(entry, request):
+    from spinexr.datasets.collate import yolo_collate
+    from spinexr.testing.tiny_models import tiny_rtdetr_yaml
+    torch.manual_seed(0)
+    model = _build(entry, dict(model_yaml=tiny_rtdetr_yaml(), num_classes=7, pretrained=None))
+    data = model.data_preprocessor(yolo_collate([_packed(0), _packed(1)]), training=True)
+    model.train()
+    losses = model(**data, mode='loss')
+    summed = [k for k in losses if 'loss' in k]
+    assert summed == ['loss_rtdetr'] and torch.isfinite(losses['loss_rtdetr'])
+    model.eval()
+    data = model.data_preprocessor(yolo_collate([_packed(0)]), training=False)
+    with torch.no_grad():
+        (pred, ) = model(**data, mode='predict')
+    inst = pred.pred_instances
+    assert inst.bboxes.shape[-1] == 4 and len(inst.bboxes) == len(inst.scores) <= 30
+    assert ((inst.labels >= 0) & (inst.labels < 7)).all()
+
+
 def case_binary_head(entry, request):
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
@@ -619,6 +638,7 @@ CASES: Dict[str, Callable] = {
     'YOLOBatchSyncRandomResize': case_batch_resize,
     'YOLO11Detector': case_yolo11,
     'FusionTTAModel': case_fusion_tta,
+    'RTDETRDetector': case_rtdetr,
     'BinaryClsHead': case_binary_head,
     'BinaryFocalLoss': case_focal_loss,
     'WeightedEnsembleClassifier': case_weighted_ensemble,

@@ -10,30 +10,11 @@ from mmengine.structures import InstanceData
 from spinexr.models.detectors import RTDETRDetector
 from spinexr.models.detectors import rtdetr as rtdetr_module
 from spinexr.testing.runs import run_tool
+from spinexr.testing.tiny_models import tiny_rtdetr_yaml
 from spinexr.utils.paths import config_path
 
 NC = 7
 RECIPE = 'configs/rtdetr/rtdetr-l_72e_vindr-640.py'
-
-
-def tiny_rtdetr_yaml(nc: int = NC) -> dict:
-    """Ultralytics' ``rtdetr-l.yaml`` with every width / 8, one repeat per block and a 2-layer,
-    30-query, 32-wide decoder: the same layer graph at a size a CPU trains in seconds (the full
-    model takes 15-25 s per 64 px iteration on the 2 shared cores)."""
-    from ultralytics.nn.tasks import yaml_model_load
-    d = copy.deepcopy(yaml_model_load('rtdetr-l.yaml'))
-    for layer in d['backbone'] + d['head']:
-        _, _, module, args = layer
-        layer[1] = 1
-        if module in ('HGStem', 'HGBlock'):
-            args[0] //= 8
-            args[1] //= 8
-        elif module in ('DWConv', 'Conv', 'RepC3', 'AIFI'):
-            args[0] //= 8
-        elif module == 'RTDETRDecoder':  # nc, hidden, queries, points, heads, layers, ffn
-            layer[3] = ['nc', 32, 30, 4, 4, 2, 64]
-    d.update(nc=nc, scale='l')
-    return d
 
 
 def _sample(boxes, labels, img_shape=(64, 64), **meta):
