@@ -17,23 +17,6 @@ from spinexr.models.detectors.yolo11_loss import (LOSS_NAMES, build_yolo_criteri
                                                   pack_yolo_targets, unpack_yolo_loss)
 
 
-class OneDNNPointwiseConv2d(torch.nn.Conv2d):
-    """A 1x1 ``Conv2d`` that runs oneDNN's convolution on float32 CPU inputs, whatever the batch
-    size and thread count (``YOLO11Detector.prepare_for_inference`` on channels-last CPUs).
-
-    With one torch thread and fewer than 16 images PyTorch sends 1x1 convolutions to its
-    reference (THNN) kernel, which works on NCHW only: in a channels-last network each of them
-    then copies its input to NCHW and its output back (YOLO11-n: 46 of its 88 convolutions).
-    oneDNN keeps them channels-last; results agree to float rounding (~1e-5).
-    """
-
-    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-        if input.device.type == 'cpu' and input.dtype == torch.float32:
-            return torch.mkldnn_convolution(input, weight, bias, self.padding, self.stride,
-                                            self.dilation, self.groups)
-        return super()._conv_forward(input, weight, bias)
-
-
 @MODELS.register_module()
 class YOLO11Detector(BaseDetector):
     """Ultralytics YOLO11 wrapped as an mmdet detector.
@@ -206,8 +189,7 @@ class YOLO11Detector(BaseDetector):
         moving the model to its device; it stays an mmdet detector).
 
         Eval mode; Conv+BN fused (``fuse``); in-place activations; the network and its inputs in
-        channels-last memory (``channels_last``; on a CPU its 1x1 convolutions then run through
-        oneDNN, :class:`OneDNNPointwiseConv2d`); weights in float16 (``half``). Fusing changes
+        channels-last memory (``channels_last``); weights in float16 (``half``). Fusing changes
         the parameters: do not train the model afterwards.
 
         Args:
@@ -236,11 +218,6 @@ class YOLO11Detector(BaseDetector):
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.yolo.to(memory_format=torch.channels_last)
-            if param.device.type == 'cpu' and not half and torch.backends.mkldnn.is_available():
-                for m in self.yolo.modules():  # 1x1 convolutions stay channels-last too
-                    if type(m) is torch.nn.Conv2d and m.kernel_size == (1, 1) and \
-                            m.padding_mode == 'zeros' and not isinstance(m.padding, str):
-                        m.__class__ = OneDNNPointwiseConv2d
         if half:
             self.half()
         return self
