@@ -9,8 +9,11 @@ Per batch, in order (the same code on CPU and CUDA):
 2. **Host to device** (:func:`to_device`): one non-blocking copy of that tensor.
 3. **Device** (:func:`preprocess_batch`): resize (``F.interpolate`` once per run of images of one
    decoded size, original size and interpolation: one call for a batch of equal files), the
-   test pipeline's ``Pad``, padding between images of different sizes, then the model's own data
-   preprocessor on the stacked batch (BGR->RGB, normalise, pad to its size divisor).
+   test pipeline's ``Pad``, padding between images of different sizes, and the model's own data
+   preprocessor (BGR->RGB, normalise, pad to its size divisor): applied while the batch is
+   written when it is one :class:`~spinexr.apis.inference_preprocess.PixelMap` reproduces (the
+   network input is then written once, in the network's memory format), else run on the
+   stacked batch.
 4. **Device to host** (:func:`pack_results` / :func:`to_host` / :func:`unpack_results`): the
    per-image boxes, scores, labels (and the classifier's probabilities) concatenated on the
    device, copied in ONE transfer, split on the host by the per-image counts.
