@@ -9,8 +9,11 @@ Per batch, in order (the same code on CPU and CUDA):
 2. **Host to device** (:func:`to_device`): one non-blocking copy of that tensor.
 3. **Device** (:func:`preprocess_batch`): resize (``F.interpolate`` once per run of images of one
    decoded size, original size and interpolation: one call for a batch of equal files), the
-   test pipeline's ``Pad``, padding between images of different sizes, then the model's own data
-   preprocessor on the stacked batch (BGR->RGB, normalise, pad to its size divisor).
+   test pipeline's ``Pad``, padding between images of different sizes, and the model's own data
+   preprocessor (BGR->RGB, normalise, pad to its size divisor): applied while the batch is
+   written when it is one :class:`~spinexr.apis.inference_preprocess.PixelMap` reproduces (the
+   network input is then written once, in the network's memory format), else run on the
+   stacked batch.
 4. **Device to host** (:func:`pack_results` / :func:`to_host` / :func:`unpack_results`): the
    per-image boxes, scores, labels (and the classifier's probabilities) concatenated on the
    device, copied in ONE transfer, split on the host by the per-image counts.
@@ -26,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .inference_preprocess import DICOM_EXTS, PreprocessSpec, interpolation_for
+from .inference_preprocess import DICOM_EXTS, PixelMap, PreprocessSpec, interpolation_for
 
 
 @dataclass
@@ -149,24 +152,35 @@ def _pixel_fill(preprocessor: Any, channels: int, device: torch.device) -> Tenso
 
 
 def preprocess_batch(images: Tensor, items: Sequence[Dict[str, Any]], spec: PreprocessSpec,
-                     preprocessor: Any = None, resize_mode: str = 'auto'
+                     preprocessor: Any = None, resize_mode: str = 'auto',
+                     pixel_map: Optional[PixelMap] = None, channels_last: bool = False
                      ) -> Tuple[Tensor, List[Dict[str, Any]]]:
     """Resize, pad and stack a batch on its device as the test pipeline would, image by image.
+
+    Every element of the result is written once: each run of images with one geometry is
+    resized (if needed), mapped (``pixel_map``) and copied into its place, and only the padding
+    around it is filled.
 
     Args:
         images (Tensor): ``(N, C, H, W)`` uint8 of :class:`DecodedBatch`, on the device.
         items (Sequence[dict]): Its ``items`` (``path``, ``orig_shape``, ``size``).
         spec (PreprocessSpec): The model's test-pipeline geometry.
-        preprocessor (optional): The model's data preprocessor: the padding between images
-            is filled with the value it pads with (:func:`_pixel_fill`). None: 0.
+        preprocessor (optional): The model's data preprocessor (without ``pixel_map``): the
+            padding between images is filled with the value it pads with (:func:`_pixel_fill`),
+            so that it can run on the result. None: 0.
         resize_mode (str): ``'auto'``: the pipeline's interpolation, ``'area'`` when a DICOM is
             shrunk; ``'pipeline'``, ``'bilinear'``, ``'area'`` force one.
+        pixel_map (PixelMap, optional): The model's data preprocessor as a pixel map
+            (:meth:`PixelMap.of`): the result is then the network input itself, in network
+            units, padded to the preprocessor's size divisor, as the preprocessor would give it;
+            the metainfos get its ``batch_input_shape`` and per-image ``pad_shape`` too.
+        channels_last (bool): Lay the result out channels-last (the network's memory format).
 
     Returns:
-        tuple: ``(batch, metainfos)``: float ``(N, C', H', W')`` in 0..255 (``C'`` 1 for a
-        grey pipeline, else 3; ``H' x W'`` the largest padded image), and per image
-        ``img_id``, ``img_path``, ``ori_shape``, ``img_shape``, ``scale_factor`` (w, h: original
-        -> network pixels), ``pad_shape``.
+        tuple: ``(batch, metainfos)``: float ``(N, C', H', W')`` (``C'`` 1 for a grey
+        pipeline, else 3; ``H' x W'`` the largest padded image) in 0..255 without ``pixel_map``,
+        in network units with it; and per image ``img_id``, ``img_path``, ``ori_shape``,
+        ``img_shape``, ``scale_factor`` (w, h: original -> network pixels), ``pad_shape``.
     """
     n, channels = images.shape[:2]
     out_c = 1 if spec.grey else 3
@@ -181,17 +195,44 @@ def preprocess_batch(images: Tensor, items: Sequence[Dict[str, Any]], spec: Prep
                           img_shape=(new_h, new_w), scale_factor=(new_w / orig_w, new_h / orig_h),
                           pad_shape=padded[-1]))
     height, width = max(p[0] for p in padded), max(p[1] for p in padded)
-    out = torch.empty((n, out_c, height, width), dtype=torch.float32, device=images.device)
-    out.copy_(_pixel_fill(preprocessor, out_c, images.device).view(1, -1, 1, 1).expand_as(out))
-    for i, (ph, pw) in enumerate(padded):  # the test pipeline's own Pad (pixel units)
-        if (ph, pw) != keys[i][1]:
-            out[i, :, :ph, :pw] = spec.pad_val
-    for start, stop in _runs(keys):
-        (h, w), size, mode = keys[start]
+    device = images.device
+    if pixel_map is None:
+        fill: Any = _pixel_fill(preprocessor, out_c, device).view(1, -1, 1, 1)
+        pad_fill: Any = spec.pad_val
+    else:
+        height, width = round_up(height, pixel_map.divisor), round_up(width, pixel_map.divisor)
+        fill = pixel_map.fill
+        pad_fill = pixel_map.apply(torch.full((1, out_c, 1, 1), float(spec.pad_val),
+                                              device=device))
+        for meta in metas:  # as the preprocessor sets them (pad_shape: as for a list input)
+            ph, pw = meta['pad_shape']
+            meta.update(batch_input_shape=(height, width),
+                        pad_shape=(round_up(ph, pixel_map.divisor),
+                                   round_up(pw, pixel_map.divisor)))
+    out = torch.empty((n, out_c, height, width), dtype=torch.float32, device=device,
+                      memory_format=torch.channels_last if channels_last else
+                      torch.contiguous_format)
+    for start, stop in _runs(keys):  # one geometry per run (padded follows from it)
+        ((h, w), (th, tw), mode), (ph, pw) = keys[start], padded[start]
         x = images[start:stop, :, :h, :w]
         x = _grey(x) if spec.grey and channels == 3 else x.float()
-        out[start:stop, :, :size[0], :size[1]] = _resize(x, size, mode)
+        x = _resize(x, (th, tw), mode)
+        region = out[start:stop]
+        region[:, :, :th, :tw] = x if pixel_map is None else pixel_map.apply(x)
+        _fill(region[:, :, :ph, :pw], th, tw, pad_fill)  # the test pipeline's own Pad
+        _fill(region, ph, pw, fill)  # up to the batch's largest image (and size divisor)
     return out, metas
+
+
+def _fill(region: Tensor, h: int, w: int, value: Any) -> None:
+    """Fill what lies outside ``region[..., :h, :w]`` (below and right of it) with ``value``
+    (a number or a tensor broadcast to the region's channels)."""
+    for part in (region[:, :, h:, :], region[:, :, :h, w:]):
+        if part.numel():
+            if isinstance(value, Tensor):
+                part.copy_(value.expand_as(part))
+            else:
+                part.fill_(value)
 
 
 def pack_results(dets: Sequence[Dict[str, Tensor]], probs: Optional[Tensor] = None

@@ -9,7 +9,7 @@ from torch import Tensor
 from .inference_batch import (DecodedBatch, collate_decoded, pack_results, preprocess_batch,
                               round_up, to_device, to_host, unpack_results)
 from .inference_precision import InferencePrecision
-from .inference_preprocess import PreprocessSpec
+from .inference_preprocess import PixelMap, PreprocessSpec
 
 
 def run_preprocessor(preprocessor: Any, batch: Tensor, metas: Sequence[Dict[str, Any]],
@@ -76,6 +76,8 @@ class BatchInferencer:
         self.fusion_threshold = fusion_threshold
         self.fusion_box_thr = float(fusion_box_thr)
         self.resize_mode = resize_mode
+        # the detector's preprocessor applied while the batch is written (None: it runs itself)
+        self.det_pixels = PixelMap.of(getattr(detector, 'data_preprocessor', None))
 
     def min_long_side(self) -> Optional[int]:
         """Smallest decoded size both models need (for the reduced DICOM decode)."""
@@ -111,11 +113,18 @@ class BatchInferencer:
         """
         from mmdet.structures import DetDataSample
         pre = self.detector.data_preprocessor
-        x, metas = preprocess_batch(images, items, self.det_spec, pre, self.resize_mode)
-        data = run_preprocessor(pre, x, metas, [DetDataSample(metainfo=m) for m in metas])
+        if self.det_pixels is not None:  # the network input made in one pass (PixelMap)
+            inputs, metas = preprocess_batch(
+                images, items, self.det_spec, resize_mode=self.resize_mode,
+                pixel_map=self.det_pixels,
+                channels_last=getattr(self.detector, 'channels_last', None) is True)
+            samples = [DetDataSample(metainfo=m) for m in metas]
+        else:
+            x, metas = preprocess_batch(images, items, self.det_spec, pre, self.resize_mode)
+            data = run_preprocessor(pre, x, metas, [DetDataSample(metainfo=m) for m in metas])
+            inputs, samples = data['inputs'], data['data_samples']
         with self._nms_conf(), self.precision.autocast():
-            results = self.detector.predict(self.precision.inputs(data['inputs']),
-                                            data['data_samples'])
+            results = self.detector.predict(self.precision.inputs(inputs), samples)
         return [dict(bboxes=r.pred_instances.bboxes, scores=r.pred_instances.scores,
                      labels=r.pred_instances.labels) for r in results]
 

@@ -118,3 +118,76 @@ def boxes_to_network(bboxes: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
     out[:, 1::2] *= meta['scale_factor'][1]
     return out
 
+
+
+#: ``forward`` methods whose tensor path :class:`PixelMap` reproduces, by class name.
+_MAPPED_FORWARDS = ('ImgDataPreprocessor', 'DetDataPreprocessor', 'YOLODetDataPreprocessor')
+
+
+@dataclass
+class PixelMap:
+    """What a model's image data preprocessor does to the pixels of a stacked batch, applied by
+    :func:`~spinexr.apis.inference_batch.preprocess_batch` while it writes the batch, so the
+    network input is made in one pass (no channel-reordered, padded, scaled and re-laid-out
+    copies of the float batch one after another).
+
+    It reproduces, operation for operation (bit for bit, tested), the tensor path of mmengine's
+    ``ImgDataPreprocessor``, mmdet's ``DetDataPreprocessor`` (at test time: no batch
+    augments; it only adds ``batch_input_shape`` / ``pad_shape`` to the samples) and
+    ``YOLODetDataPreprocessor`` (the former, then ``/ 255``): BGR -> RGB, float,
+    ``(x - mean) / std``, padding with ``pad_value`` to a multiple of ``pad_size_divisor``,
+    then the final division. :meth:`of` returns None for any other preprocessor (including a
+    subclass that overrides ``forward``), which then runs itself on the batch.
+
+    Attributes:
+        flip (bool): Reverse the channel order of a 3-channel batch (``bgr_to_rgb``).
+        mean (Tensor, optional): The preprocessor's ``mean`` buffer (normalisation on).
+        std (Tensor, optional): Its ``std`` buffer.
+        divide (float, optional): Final division (255 for ``YOLODetDataPreprocessor``).
+        fill (float): Value of the padding in network units (float32 exact).
+        divisor (int): ``pad_size_divisor``.
+    """
+    flip: bool = False
+    mean: Any = None
+    std: Any = None
+    divide: Optional[float] = None
+    fill: float = 0.0
+    divisor: int = 1
+
+    @classmethod
+    def of(cls, preprocessor: Any) -> Optional['PixelMap']:
+        """The map of ``preprocessor``, or None when its ``forward`` is not one reproduced."""
+        forward = getattr(type(preprocessor), 'forward', None)
+        owner = getattr(forward, '__qualname__', '').split('.')[0]
+        if owner not in _MAPPED_FORWARDS or not _is_known_forward(forward, owner):
+            return None
+        divide = 255.0 if owner == 'YOLODetDataPreprocessor' else None
+        pad = np.float32(getattr(preprocessor, 'pad_value', 0) or 0)
+        fill = float(pad / np.float32(divide)) if divide else float(pad)  # as F.pad, then / 255
+        normalize = bool(getattr(preprocessor, '_enable_normalize', False))
+        return cls(flip=bool(getattr(preprocessor, '_channel_conversion', False)),
+                   mean=preprocessor.mean if normalize else None,
+                   std=preprocessor.std if normalize else None, divide=divide, fill=fill,
+                   divisor=int(getattr(preprocessor, 'pad_size_divisor', 1) or 1))
+
+    def apply(self, x: Any) -> Any:
+        """Float ``(n, C, h, w)`` pixels (0..255, the decoded channel order) -> network units,
+        by the preprocessor's own operations in its order."""
+        if self.flip and x.shape[1] == 3:
+            x = x.flip(1)  # == x[:, [2, 1, 0]]
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        if self.divide is not None:
+            x = x / self.divide
+        return x
+
+
+def _is_known_forward(forward: Any, owner: str) -> bool:
+    """``forward`` is the very function of mmengine / mmdet / spinexr named ``owner``."""
+    if owner == 'ImgDataPreprocessor':
+        from mmengine.model import ImgDataPreprocessor as known
+    elif owner == 'DetDataPreprocessor':
+        from mmdet.models.data_preprocessors import DetDataPreprocessor as known
+    else:
+        from spinexr.models.data_preprocessors.yolo import YOLODetDataPreprocessor as known
+    return forward is known.forward
