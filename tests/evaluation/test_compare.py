@@ -7,7 +7,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from spinexr.apis.comparison import REPO_ROOT, ModelEntry, derive_config
+from _tools import REPO as REPO_ROOT
+from spinexr.experiments.detector_configs import ModelEntry, derive_config
 from spinexr.evaluation.compare import (CLASSIFIER_COLUMNS, build_detector, model_complexity,
                                         training_time_s, write_comparison)
 
