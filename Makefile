@@ -13,7 +13,7 @@ install:
 	bash scripts/install.sh
 
 demo: install
-	$(PY) tools/run_comparison.py --work-dir $(OUT)
+	$(PY) -m spinexr.cli.run_comparison --work-dir $(OUT)
 
 test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)

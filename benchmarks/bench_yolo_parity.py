@@ -205,7 +205,7 @@ def adapter_config(args, data: Path, work: Path, accumulate: int, close_mosaic: 
 
     import spinexr.engine  # noqa: F401
     import spinexr.models  # noqa: F401
-    from spinexr.apis.comparison import scale_pipeline_sizes
+    from spinexr.experiments.profiles import scale_pipeline_sizes
     from spinexr.utils.cli import apply_train_args
 
     cfg = Config.fromfile(str(REPO / 'configs/yolo11/yolo11l_35e_vindr-640.py'))

@@ -78,7 +78,7 @@ def write_config(args, data: Path, work: Path) -> Path:
     """The YOLO11 recipe at ``--imgsz`` for the generated data, with loader workers."""
     from mmengine.config import Config
 
-    from spinexr.apis.comparison import scale_pipeline_sizes
+    from spinexr.experiments.profiles import scale_pipeline_sizes
     cfg = Config.fromfile(str(REPO / 'configs/yolo11/yolo11l_35e_vindr-640.py'))
     factor = args.imgsz / 640
     cfg.data_root = str(data) + '/'

@@ -1,9 +1,15 @@
-"""Shared fixtures: tiny generated datasets."""
+"""Shared fixtures: tiny generated datasets; ``tests/`` on ``sys.path`` for ``_tools``."""
+import sys
 from pathlib import Path
 
 import pytest
 
 from spinexr.testing import make_tiny_coco
+
+# checkout-only helpers (REPO, run_tool) are imported as ``_tools`` by the tests; with
+# --import-mode=importlib pytest puts no test folder on sys.path itself
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope='session')

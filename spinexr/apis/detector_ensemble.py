@@ -286,8 +286,8 @@ def evaluate_fused(preds: Sequence[ImagePred], ann_file: str, n_bootstrap: int =
 
 def fused_row(preds: Sequence[ImagePred], ann_file: str, name: str, n_bootstrap: int = 1000,
               notes: str = '', seed: int = 0) -> Dict[str, object]:
-    """A comparison-table row (``extra_rows`` of :func:`spinexr.evaluation.compare.
-    write_comparison`) for fused detections: the metrics of :func:`evaluate_fused`, the FROC
+    """A comparison-table row (``extra_rows`` of
+    :func:`spinexr.analysis.report.write_comparison`) for fused detections: the metrics of :func:`evaluate_fused`, the FROC
     curve fields, ``model``, ``notes`` and ``num_test_images``."""
     from spinexr.evaluation.det_summary import froc_curve_fields
     gts, class_names = load_coco_gt(ann_file)

@@ -1,12 +1,11 @@
-"""Helpers for end-to-end tests: tiny detection configs and running the tools as subprocesses."""
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-from typing import List, Optional
+"""Helpers for end-to-end tests: tiny detection configs built on the shipped runtime config.
 
-REPO = Path(__file__).resolve().parents[2]
+(Running the checkout's ``tools/*.py`` is a test-suite matter: ``tests/_tools.py``.)
+"""
+import socket
+from pathlib import Path
+
+from spinexr.utils.paths import config_path
 
 #: Data part of the tiny detection configs (small images, no workers, iteration-based loop).
 _TINY_DATA = """
@@ -69,8 +68,9 @@ def write_det_config(path: Path, data_root: Path,
                      extra: str = '') -> Path:
     """Write a tiny leaf detection config in the layout of the shipped configs.
 
-    Bases: an mmdet model file, mmdet's 1x schedule and ``configs/_base_/default_runtime.py``
-    (mmdet runtime + spinexr plugins); then the tiny data and an iteration-based loop.
+    Bases: an mmdet model file, mmdet's 1x schedule and the shipped
+    ``configs/_base_/default_runtime.py`` (mmdet runtime + spinexr plugins, found by
+    :func:`spinexr.utils.paths.config_path`); then the tiny data and an iteration-based loop.
 
     Args:
         path (Path): Where to write the config.
@@ -84,24 +84,12 @@ def write_det_config(path: Path, data_root: Path,
     Returns:
         Path: ``path``.
     """
-    runtime = REPO / 'configs' / '_base_' / 'default_runtime.py'
+    runtime = config_path('_base_/default_runtime.py')
     text = (f"_base_ = ['{base}', 'mmdet::_base_/schedules/schedule_1x.py', '{runtime}']\n"
             + MODEL_OVERRIDES[base] + _TINY_DATA.format(
                 data_root=data_root, iters=iters, ckpt_interval=ckpt_interval, size=size) + extra)
     path.write_text(text)
     return path
-
-
-def run_tool(args: List[str], cwd: Optional[Path] = None, timeout: int = 900,
-             env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    """Run ``python ARGS`` from the repository root and fail with its output if it fails."""
-    full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, *args], cwd=cwd or REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(f'{" ".join(args)} exited {proc.returncode}\n'
-                             f'--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}')
-    return proc
 
 
 def free_port() -> int:

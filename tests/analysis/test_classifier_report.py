@@ -120,7 +120,7 @@ def test_study_rows_differ_from_image_rows_by_hand(tmp_path):
 def test_report_tool_writes_study_rows(tmp_path):
     import importlib.util
 
-    from spinexr.testing.runs import REPO
+    from _tools import REPO
     spec = importlib.util.spec_from_file_location(
         'classifier_report_tool', REPO / 'tools' / 'analysis_tools' / 'classifier_report.py')
     tool = importlib.util.module_from_spec(spec)

@@ -7,7 +7,7 @@ import pytest
 from mmengine.config import Config
 
 from spinexr.analysis.cost import model_complexity
-from spinexr.apis.comparison import ModelEntry, derive_config
+from spinexr.experiments.detector_configs import ModelEntry, derive_config
 from spinexr.apis.inference import build_detector
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from spinexr.apis.detector_ensemble import (DetectionEnsemble, fuse_members, loa
 from spinexr.evaluation.coco_ap import load_coco_gt
 from spinexr.evaluation.det_summary import summarize_detections
 from spinexr.testing import make_tiny_coco
-from spinexr.testing.runs import run_tool
+from _tools import run_tool
 from spinexr.utils.safe_pickle import load_predictions
 
 
@@ -153,7 +153,7 @@ def test_shipped_config_builds():
     from mmdet.registry import TASK_UTILS
     from mmengine.config import Config
 
-    from spinexr.testing.runs import REPO
+    from _tools import REPO
     from spinexr.utils.data_root import resolve_data_root
     cfg = resolve_data_root(Config.fromfile(str(REPO / 'configs/ensembles/wbf_vindr-640.py')),
                             '/moved')
@@ -196,8 +196,8 @@ def test_comparison_table_gets_the_fused_row(tiny_coco, tmp_path):
     from mmengine.config import Config
     from mmengine.registry import RUNNERS
 
-    from spinexr.apis.comparison import ModelEntry, derive_config
     from spinexr.analysis.model_table import ModelSpec, find_checkpoint, run_comparison_table
+    from spinexr.experiments.detector_configs import ModelEntry, derive_config
     entry = ModelEntry('retina', 'configs/retinanet/retinanet_r50_fpn_12e_vindr-640.py',
                        demo_options={'model.backbone.depth': 18,
                                      'model.neck.in_channels': [64, 128, 256, 512]})

@@ -12,7 +12,7 @@ import torch
 from spinexr.apis.inference import (ImageFileDataset, PreprocessSpec, boxes_to_network,
                                     collect_inputs, prepare_images)
 from spinexr.io import write_dicom
-from spinexr.testing.runs import REPO, run_tool
+from _tools import REPO, run_tool
 
 SIZE = 128
 _PIPELINE = [

@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from spinexr.testing import make_tiny_coco
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 SCALE = 128
 SCORE_THR = 0.3

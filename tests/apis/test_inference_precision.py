@@ -7,7 +7,7 @@ import torch
 from spinexr.apis.inference import (BatchInferencer, ImageFileDataset, build_classifier,
                                     build_detector)
 from spinexr.apis.inference_precision import InferencePrecision
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 
 def _write_configs(tmp_path):

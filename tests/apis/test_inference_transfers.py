@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 _SPINEXR = osp.join(str(REPO), 'spinexr') + osp.sep
 _TORCH = osp.dirname(torch.__file__) + osp.sep

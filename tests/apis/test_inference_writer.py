@@ -9,7 +9,7 @@ import torch
 
 from spinexr.apis.inference import BatchInferencer, build_detector, run_inference
 from spinexr.apis.inference_writer import ResultWriter, overlay_stems
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 
 def _config(tmp_path):

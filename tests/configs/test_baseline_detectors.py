@@ -6,9 +6,10 @@ from dataclasses import replace
 import pytest
 from mmengine.config import Config
 
-from spinexr.apis.comparison import MODELS, REPO_ROOT, derive_config
+from _tools import REPO as REPO_ROOT
+from _tools import run_tool
+from spinexr.experiments.detector_configs import MODELS, derive_config
 from spinexr.engine.checkpoint import load_checkpoint_dict
-from spinexr.testing.runs import run_tool
 
 CONFIGS = {
     'faster_rcnn': 'configs/faster_rcnn/faster-rcnn_r50_fpn_12e_vindr-640.py',

@@ -16,7 +16,7 @@ import pytest
 from mmengine.config import Config
 
 from spinexr.testing import make_tiny_coco
-from spinexr.testing.runs import REPO, run_tool
+from _tools import REPO, run_tool
 from spinexr.utils.data_root import PLACEHOLDER, resolve_data_root
 
 OLD_ROOT = 'data/vindr_spinexr'

@@ -15,7 +15,7 @@ import pytest
 from mmengine.config import Config
 
 from spinexr.testing import make_tiny_coco
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 PLAIN = 'configs/yolo11/yolo11l_35e_vindr-640.py'
 FULL = 'configs/yolo11/yolo11l_35e_vindr-640_draft-full.py'
@@ -98,7 +98,7 @@ def rare_root(tmp_path_factory) -> str:
 
 def _tiny(cfg: Config, root: str, work_dir: str) -> Config:
     """The recipe on YOLO11-n at 1/5 of its image sizes, one batch of every training image."""
-    from spinexr.apis.comparison import scale_pipeline_sizes
+    from spinexr.experiments.profiles import scale_pipeline_sizes
     cfg = copy.deepcopy(cfg)
     cfg.data_root = root  # what --cfg-options data_root=DIR does
     cfg.work_dir = work_dir

@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 from spinexr.datasets.folds import (make_folds, merge_oof_predictions, read_folds, set_fold,
                                     write_folds)
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 
 def _toy(n_studies=60, seed=0):

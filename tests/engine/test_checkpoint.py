@@ -9,7 +9,8 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 from spinexr.engine.checkpoint import ALLOWED_GLOBALS, load_checkpoint, load_checkpoint_dict
-from spinexr.testing.runs import run_tool, write_det_config
+from _tools import run_tool
+from spinexr.testing.runs import write_det_config
 
 
 class _Payload:

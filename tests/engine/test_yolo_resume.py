@@ -37,7 +37,7 @@ def recipe_config(data_root: Path, work_dir: Path, max_epochs: int = 3):
     """The YOLO11-n recipe at 64 px on a tiny dataset (all settings but the sizes kept)."""
     from mmengine.config import Config
 
-    from spinexr.apis.comparison import scale_pipeline_sizes
+    from spinexr.experiments.profiles import scale_pipeline_sizes
 
     cfg = Config.fromfile(str(CONFIG))
     root = str(data_root) + '/'

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from spinexr.testing.runs import REPO, run_tool
+from _tools import REPO, run_tool
 
 
 def test_clahe_transform_equalises():

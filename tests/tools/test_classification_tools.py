@@ -9,7 +9,8 @@ import pytest
 from mmengine.config import Config
 
 from spinexr.testing import make_tiny_coco
-from spinexr.testing.runs import REPO
+from _tools import REPO
+from spinexr.experiments.cross_validation import best_checkpoint
 
 
 def _tool(rel_path):
@@ -58,7 +59,7 @@ def test_cv_search_train_test_ensemble(tmp_path):
     cross_validate = _tool('tools/cross_validate.py')
     work = tmp_path / 'r50'
     _tool('tools/train.py').main([r50_cfg, '--work-dir', str(work)])
-    ckpt = cross_validate.best_checkpoint(str(work))  # best by val AUROC, else the last
+    ckpt = best_checkpoint(str(work))  # best by val AUROC, else the last
     r50_pred = str(work / 'test_pred.csv')
     _tool('tools/test.py').main([r50_cfg, ckpt, '--work-dir', str(work / 'test'), '--cfg-options',
                                  f'test_evaluator.prediction_file={r50_pred}'])
@@ -86,9 +87,9 @@ def test_cv_search_train_test_ensemble(tmp_path):
                 data_root)
     ens.model.members = [
         dict(name='r18a', config=member_cfg,
-             checkpoint=cross_validate.best_checkpoint(str(cv_dir / 'r18a' / 'fold_1'))),
+             checkpoint=best_checkpoint(str(cv_dir / 'r18a' / 'fold_1'))),
         dict(name='r18b', config=member_cfg,
-             checkpoint=cross_validate.best_checkpoint(str(cv_dir / 'r18b' / 'fold_0'))),
+             checkpoint=best_checkpoint(str(cv_dir / 'r18b' / 'fold_0'))),
     ]
     ens.model.weights = None
     ens.model.weights_file = search

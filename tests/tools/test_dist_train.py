@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from spinexr.testing.runs import REPO, free_port, run_tool, write_det_config
+from _tools import REPO, run_tool
+from spinexr.testing.runs import free_port, write_det_config
 
 
 @pytest.mark.slow

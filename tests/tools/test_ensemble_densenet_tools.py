@@ -12,7 +12,7 @@ from mmengine.config import Config
 import spinexr.models  # noqa: F401  (registration)
 from spinexr.models.classifiers.ensemble import build_member
 from spinexr.testing import make_tiny_coco
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 NAMES = ('densenet121', 'densenet169', 'densenet201')
 

@@ -9,7 +9,7 @@ from mmdet.evaluation import DumpDetResults
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from spinexr.apis.ablation import evaluate_predictions
+from spinexr.experiments.ablation_report import evaluate_predictions
 from spinexr.testing import make_tiny_coco
 from spinexr.utils.safe_pickle import load_predictions
 

@@ -1,7 +1,8 @@
 """Choose ensemble weights and the operating threshold on out-of-fold validation predictions.
 
 The draft picked its weights (0.42 / 0.32 / 0.26) and threshold (0.478) on the test labels. Here
-the search runs on the out-of-fold (OOF) table written by ``tools/cross_validate.py``: every
+the search runs on the out-of-fold (OOF) table written by
+:func:`spinexr.experiments.cross_validation.cross_validate` (``tools/cross_validate.py``): every
 image of the *training* split is predicted by the member trained without its fold. The loader
 refuses anything that is not such a table:
 
@@ -149,7 +150,7 @@ def run_search(predictions: str,
     ``source`` (file, ``split: 'train'``, ``kind: 'out-of-fold'``) and, when the table has study
     ids, ``study_thresholds`` (per study rule: ``threshold``, ``member_thresholds``,
     ``n_studies``, ``auroc``, the same Youden rule on the OOF study probabilities, read by
-    :func:`spinexr.evaluation.classifier_report.study_rows`). It is read by
+    :func:`spinexr.analysis.classifier_report.study_rows`). It is read by
     ``WeightedEnsembleClassifier(weights_file=...)`` and ``BinaryClsMetric(threshold=...)``.
 
     Args:
@@ -197,6 +198,11 @@ def run_search(predictions: str,
         json.dump(payload, f, indent=1)
     return payload
 
+
+
+#: The experiment step's name (``python -m spinexr.cli.search_ensemble``, the classifier chain):
+#: the same function as :func:`run_search`.
+search_ensemble = run_search
 
 def _study_thresholds(rows: List[dict], labels: np.ndarray, ensemble: np.ndarray,
                       probs: np.ndarray, names: List[str]) -> Dict[str, dict]:

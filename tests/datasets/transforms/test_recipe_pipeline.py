@@ -17,9 +17,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from spinexr.apis.comparison import scale_pipeline_sizes
+from spinexr.experiments.profiles import scale_pipeline_sizes
 from spinexr.testing import make_tiny_coco
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 CONFIG = REPO / 'configs' / 'yolo11' / 'yolo11l_35e_vindr-640.py'
 FACTOR = 64 / 640  # tile 64 px; the generated images are 96 x 128

@@ -97,7 +97,7 @@ def test_refuses_test_data(tmp_path):
 def test_tool_main(tmp_path):
     import importlib.util
 
-    from spinexr.testing.runs import REPO
+    from _tools import REPO
     spec = importlib.util.spec_from_file_location('search_ensemble',
                                                   REPO / 'tools/search_ensemble.py')
     tool = importlib.util.module_from_spec(spec)
@@ -149,7 +149,7 @@ def test_run_search_logit_threshold_is_on_the_logit_ensemble(tmp_path):
 def test_tool_average_option(tmp_path):
     import importlib.util
 
-    from spinexr.testing.runs import REPO
+    from _tools import REPO
     spec = importlib.util.spec_from_file_location('search_ensemble',
                                                   REPO / 'tools/search_ensemble.py')
     tool = importlib.util.module_from_spec(spec)

@@ -13,7 +13,7 @@ from mmpretrain.structures import DataSample
 
 import spinexr.models  # noqa: F401  (registration)
 from spinexr.models.classifiers.ensemble import build_member
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 CONFIGS = ['densenet121_60e_vindr-384.py', 'efficientnetv2-s_60e_vindr-384.py',
            'resnet50_60e_vindr-384.py']

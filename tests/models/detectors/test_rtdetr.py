@@ -188,7 +188,7 @@ def test_recipe_trains_and_tests_through_the_tools(tiny_coco, tmp_path):
     iterations of 4 images, mosaic stage) with validation, then tools/test.py on its checkpoint."""
     import yaml
 
-    from spinexr.apis.comparison import scale_pipeline_sizes
+    from spinexr.experiments.profiles import scale_pipeline_sizes
     yaml_file = tmp_path / 'rtdetr-tiny.yaml'
     yaml_file.write_text(yaml.safe_dump(tiny_rtdetr_yaml()))
     cfg = Config.fromfile(config_path(RECIPE))

@@ -284,7 +284,7 @@ def test_runner_train_resume_test_with_recipe_config(tiny_coco, tmp_path):
 
     from mmengine.config import Config
 
-    from spinexr.apis.comparison import scale_pipeline_sizes
+    from spinexr.experiments.profiles import scale_pipeline_sizes
     from spinexr.engine import SpinexrRunner
 
     cfg_file = Path(__file__).parents[3] / 'configs/yolo11/yolo11n_35e_vindr-640.py'

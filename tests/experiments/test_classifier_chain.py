@@ -5,10 +5,10 @@ import argparse
 import pytest
 from mmengine.config import Config, DictAction
 
-from spinexr.apis.classification_chain import (ENSEMBLE_CONFIG, MEMBERS, _loader_options,
-                                               _member_checkpoint, _schedule_options)
+from spinexr.experiments.classifier_chain import (ENSEMBLE_CONFIG, MEMBERS, _loader_options,
+                                                  _member_checkpoint, _schedule_options)
 from spinexr.testing import make_tiny_coco
-from spinexr.testing.runs import REPO
+from _tools import REPO
 
 
 def _member_cfg(options, member: int = -1):

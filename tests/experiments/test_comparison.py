@@ -2,8 +2,11 @@
 import pytest
 from mmengine.config import Config
 
-from spinexr.apis.comparison import (MODELS, PROFILES, default_profile, demo_iters, derive_config,
-                                     run_main_job, scale_anchor_sizes, scale_pipeline_sizes)
+from spinexr.experiments.comparison import PROFILES
+from spinexr.experiments.comparison import run_comparison as run_main_job
+from spinexr.experiments.detector_configs import MODELS, demo_iters, derive_config
+from spinexr.experiments.profiles import (default_profile, scale_anchor_sizes,
+                                          scale_pipeline_sizes)
 
 
 def testscale_pipeline_sizes_rounds_to_32():

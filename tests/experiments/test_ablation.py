@@ -1,4 +1,4 @@
-"""Tests of spinexr.apis.ablation (config preparation, scoring, table); no training here."""
+"""Tests of spinexr.experiments.ablation (config preparation, scoring, table); no training here."""
 import json
 import math
 import os.path as osp
@@ -9,8 +9,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from spinexr.apis.ablation import (DEFAULT_CONFIGS, evaluate_predictions, format_table,
-                                   prepare_config, rare_classes_of, summarize)
+from spinexr.experiments.ablation import DEFAULT_CONFIGS, prepare_config
+from spinexr.experiments.ablation_report import (evaluate_predictions, format_table,
+                                                 rare_classes_of, summarize)
 from spinexr.datasets.metainfo import CLASSES
 from spinexr.testing import make_tiny_coco
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from spinexr.apis.classification_chain import MEMBERS, run_classifier_chain
+from spinexr.experiments.classifier_chain import MEMBERS, run_classifier_chain
 
 
 def _finished_chain(work):
