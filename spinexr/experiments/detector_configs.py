@@ -96,6 +96,13 @@ MODELS.append(
     ModelEntry('yolo11n', 'configs/yolo11/yolo11n_35e_vindr-640.py',
                demo_options={'train_dataloader.batch_size': 8}, demo_epochs=30,
                demo_notes='30 epochs x 8 img, no gradient accumulation'))
+MODELS.append(
+    ModelEntry('rtdetr-l', 'configs/rtdetr/rtdetr-l_72e_vindr-640.py',
+               demo_options={'train_dataloader.batch_size': 2,
+                             'train_dataloader.dataset.indices': 8},
+               demo_epochs=1,
+               demo_notes='1 epoch x 8 images (4 iterations), no gradient accumulation; '
+               'learns nothing on CPU'))
 
 def _set_dotted(cfg, key: str, value: object) -> None:
     """Set ``a.b.c`` in a Config/dict tree (missing dicts are created)."""
