@@ -137,6 +137,6 @@ else
   "$py" -m spinexr.cli.run_comparison $smoke_args --work-dir comparison \
     >"$work/smoke.log" 2>&1 || { tail -30 "$work/smoke.log"; fail "the main job's smoke run"; }
   [ -s comparison/results/comparison.md ] || fail "the main job wrote no table"
-  log "   main job table written: $(grep -c '^| ' comparison/results/comparison.md) lines"
+  log "   main job table written: $(grep -c '^| retinanet' comparison/results/comparison.md) row (RetinaNet, 2 iterations)"
 fi
 log "PASSED ($(( $(date +%s) - start )) s)"
