@@ -17,6 +17,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from spinexr.utils.paths import config_path
+
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
@@ -41,14 +43,19 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def load_config(args: argparse.Namespace) -> Config:
     """Load ``args.config`` and apply ``--cfg-options``, ``--launcher`` and ``--work-dir``.
 
-    The work dir is, in order of priority: ``--work-dir``, ``work_dir`` in the config,
-    ``./work_dirs/<config name>``.
+    ``args.config`` is a file or a shipped config name (``configs/x/y.py``, ``x/y.py``,
+    ``spinexr::x/y.py``: :func:`spinexr.utils.paths.config_path`), so the commands work from any
+    folder after ``pip install .``. The work dir is, in order of priority: ``--work-dir``,
+    ``work_dir`` in the config, ``./work_dirs/<config name>``.
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    try:
+        config = config_path(args.config)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'config file not found: {args.config} (neither a file nor a '
+                                'shipped config name)') from None
+    cfg = Config.fromfile(config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

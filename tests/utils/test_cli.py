@@ -100,3 +100,15 @@ def test_runner_scales_the_lr_once_enabled(tmp_path):
         runner.scale_lr(wrapper, runner.auto_scale_lr)
         lrs.append(wrapper.param_groups[0]['lr'])
     assert lrs == [pytest.approx(0.1), pytest.approx(0.2)]  # batch 4 x 1 process / base 2
+
+
+def test_a_shipped_config_name_loads_from_any_folder(tmp_path, monkeypatch):
+    """tools/train.py / test.py accept a shipped config name, found through the package."""
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    args = argparse.Namespace(config='configs/yolo11/yolo11n_35e_vindr-640.py', cfg_options=None,
+                              launcher='none', work_dir=None, local_rank=0)
+    cfg = load_config(args)
+    assert cfg.model.type == 'YOLO11Detector'
+    args.config = 'configs/yolo11/no_such.py'
+    with pytest.raises(FileNotFoundError, match='config file not found'):
+        load_config(args)
