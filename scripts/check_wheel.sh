@@ -7,10 +7,12 @@
 # How (no network; the dependencies are the ones already in the project's .venv):
 #   1. the source tree (the files git tracks or would track; everything when SOURCE_DIR is no git
 #      work tree) is copied to a temp folder, so the build leaves nothing in the checkout;
-#   2. a wheel is built from that copy and installed with `pip install --no-deps --target SITE`;
-#   3. from another temp folder (not the checkout), .venv's python with PYTHONPATH=SITE (which
-#      comes before .venv's site-packages and its editable spinexr) checks that
-#      - `spinexr` is imported from SITE, not from the checkout,
+#   2. a wheel is built from that copy and `pip install`ed (not editable) into a fresh venv whose
+#      only link to the project venv is a .pth line that appends its site-packages (the
+#      dependencies; the project venv's own .pth files, its editable spinexr among them, are not
+#      read), so no download is needed;
+#   3. from another temp folder (not the checkout), the fresh venv's python checks that
+#      - `spinexr` is imported from the fresh venv's site-packages (SITE), not from the checkout,
 #      - SITE/spinexr/.mim/configs is a real folder (not a link) holding every config of the
 #        source tree's configs/ (a config missing from the wheel fails here),
 #      - every shipped config loads by its name (config_path('configs/x/y.py')) and, in a fresh
@@ -60,18 +62,30 @@ else
     | tar -xf - -C "$work/src" || fail "copying the source tree"
 fi
 
-step "2/5 build the wheel and install it (pip install --no-deps --target, no network)"
+step "2/5 build the wheel; pip install it into a fresh venv (no network)"
 "$py" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation --no-index \
   -w "$work/dist" "$work/src" >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; fail "building the wheel"; }
 wheel=$(ls "$work"/dist/spinexr-*.whl)
-"$py" -m pip install -q --disable-pip-version-check --no-deps --no-index --target "$work/site" \
-  "$wheel" >>"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; fail "installing $wheel"; }
-log "   $(basename "$wheel"): $(du -k "$wheel" | cut -f1) KiB"
+base=$("$py" -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
+"$base" -m venv "$work/venv" >>"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; fail "creating a venv with $base"; }
+vpy="$work/venv/bin/python"
+site=$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+"$vpy" -m pip install -q --disable-pip-version-check --no-deps --no-index "$wheel" \
+  >>"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; fail "pip install $wheel"; }
+# The dependencies (torch, mmcv with its compiled ops, ...) are not downloaded again: a .pth line
+# appends the project venv's site-packages to the fresh venv's path, after its own site-packages.
+# Lines of a .pth file are only added to the path; the .pth files inside that folder (the
+# project venv's editable spinexr among them) are not read, so only the wheel's spinexr exists.
+deps=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$deps" >"$site/spinexr_check_dependencies.pth"
+log "   $(basename "$wheel"): $(du -k "$wheel" | cut -f1) KiB, installed into $site"
+py=$vpy
 
 mkdir -p "$work/run"
 cd "$work/run"
-export PYTHONPATH="$work/site" YOLO_OFFLINE=1 MPLBACKEND=Agg PYTHONWARNINGS=ignore::UserWarning
-export SPINEXR_WHEEL_SITE="$work/site" SPINEXR_WHEEL_SRC="$work/src" SPINEXR_CHECKOUT="$src"
+unset PYTHONPATH
+export YOLO_OFFLINE=1 MPLBACKEND=Agg PYTHONWARNINGS=ignore::UserWarning
+export SPINEXR_WHEEL_SITE="$site" SPINEXR_WHEEL_SRC="$work/src" SPINEXR_CHECKOUT="$src"
 
 step "3/5 the installed copy is the one imported, and it holds every config of configs/"
 "$py" - <<'PY' || fail "the installed package (see above)"

@@ -1,6 +1,6 @@
 """scripts/check_wheel.sh: a regular (not editable) install carries every shipped config.
 
-The script builds a wheel from a copy of the source tree, installs it with ``--target`` and, from
+The script builds a wheel from a copy of the source tree, pip-installs it into a fresh venv and, from
 a temp folder, imports that copy and loads every shipped config by name. Here it runs in its quick
 mode (no model builds, no model table) on this checkout, and on copies whose ``setup.py`` ships
 no configs or only part of them (as before the configs were package data): those must fail.
@@ -52,7 +52,7 @@ def test_wheel_holds_every_shipped_config():
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
     assert '[wheel] PASSED' in out
-    assert 'site/spinexr;' in out and 'configs in' in out  # the installed copy was imported
+    assert 'site-packages/spinexr;' in out and 'configs in' in out  # the installed copy was imported
 
 
 @pytest.mark.parametrize('package_data,message', [
