@@ -6,8 +6,8 @@ model = dict(
     model_yaml='rtdetr-l.yaml',  # Ultralytics ships the 'l' scale (and rtdetr-x / resnet variants)
     num_classes=7,
     # The model's loss x world size, as Ultralytics' RT-DETR trainer (NOT x batch size as YOLO's).
-    # With YOLOOptimWrapper the accumulated gradients are summed as in Ultralytics, so loss_gain
-    # stays 1 (with mmengine's OptimWrapper set loss_gain = accumulative_counts).
+    # The runner undoes an optimizer wrapper's division during accumulation by itself
+    # (accumulation_gain, set from the built wrapper); loss_gain is an extra constant.
     ultralytics_loss_scale=True,
     loss_gain=1.0,
     # Ultralytics' validator: conf 0.001, at most 300 detections (the head's top-300).

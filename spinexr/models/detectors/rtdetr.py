@@ -35,8 +35,11 @@ class RTDETRDetector(BaseDetector):
     Loss scale: Ultralytics' RT-DETR trainer backpropagates ``loss.sum()`` as the model returns
     it (already normalised by the number of boxes: unlike YOLO's, it is NOT multiplied by the
     batch size), times the world size under DDP, and sums the gradients of accumulated batches.
-    With ``ultralytics_loss_scale=True`` the adapter multiplies by the world size too; with
-    ``YOLOOptimWrapper`` (summed accumulation) ``loss_gain`` stays 1.
+    With ``ultralytics_loss_scale=True`` the adapter multiplies by the world size too, and by
+    ``accumulation_gain``, which is not a config argument: :class:`~spinexr.engine.SpinexrRunner`
+    sets it from the optimizer wrapper it builds (1 for ``YOLOOptimWrapper``, which sums the
+    accumulated gradients as Ultralytics; ``accumulative_counts`` for mmengine's ``OptimWrapper``,
+    undoing its division), as for the YOLO11 detector. ``loss_gain`` is an extra constant.
 
     Prediction follows Ultralytics' ``RTDETRValidator.postprocess``: the head's top-k over
     queries x classes (sorted scores, several labels per query possible, no NMS), scores above
@@ -92,6 +95,7 @@ class RTDETRDetector(BaseDetector):
         self.num_classes = num_classes
         self.ultralytics_loss_scale = bool(ultralytics_loss_scale)
         self.loss_gain = float(loss_gain)
+        self.accumulation_gain = 1.0  # set by SpinexrRunner from the built optimizer wrapper
         self.test_cfg = {**dict(conf_thr=0.001, max_det=300), **(test_cfg or {})}
         unknown = set(self.test_cfg) - {'conf_thr', 'max_det'}
         if unknown:
@@ -152,7 +156,7 @@ class RTDETRDetector(BaseDetector):
         total, items = self.yolo.loss(batch)
         scale = self.loss_gain
         if self.ultralytics_loss_scale:
-            scale *= get_world_size()
+            scale *= get_world_size() * self.accumulation_gain
         losses = {'loss_rtdetr': total * scale}
         losses.update({COMPONENT_NAMES[k]: v for k, v in items.items()})
         return losses

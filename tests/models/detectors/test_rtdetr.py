@@ -7,9 +7,9 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
+from _tools import run_tool
 from spinexr.models.detectors import RTDETRDetector
 from spinexr.models.detectors import rtdetr as rtdetr_module
-from spinexr.testing.runs import run_tool
 from spinexr.testing.tiny_models import tiny_rtdetr_yaml
 from spinexr.utils.paths import config_path
 
@@ -217,3 +217,17 @@ def test_recipe_trains_and_tests_through_the_tools(tiny_coco, tmp_path):
               str(tmp_path / 'test')])
     log = next((tmp_path / 'test').glob('*/*.log')).read_text()
     assert 'coco/bbox_mAP_50' in log, log[-3000:]
+
+
+def test_accumulation_gain_scales_the_loss_like_yolo11(detector):
+    """The runner's accumulation_gain (see SpinexrRunner.build_optim_wrapper) reaches the loss."""
+    torch.manual_seed(0)
+    model = copy.deepcopy(detector).train()
+    inputs = torch.rand(2, 3, 64, 64)
+    samples = [_sample([[8., 10., 40., 50.]], [1]), _sample([[4., 4., 30., 20.]], [2])]
+    torch.manual_seed(1)
+    base = model.loss(inputs, samples)['loss_rtdetr'].detach()
+    model.accumulation_gain = 3.0
+    torch.manual_seed(1)
+    scaled = model.loss(inputs, samples)['loss_rtdetr'].detach()
+    torch.testing.assert_close(scaled, 3 * base)
