@@ -23,7 +23,7 @@ DET_COLUMNS = ('mAP_50', 'mAP_50_ci', 'mAP', 'voc101_mAP')
 FROC_COLUMNS = ('FROC_mean', 'FROC_mean_ci', 'FROC_fp_1')
 #: Cost columns, after the FROC columns.
 COST_COLUMNS = ('precision', 'recall', 'params_M', 'GFLOPs_640', 'images_per_s', 'train_time_min')
-#: Columns that classifier rows fill (the classification issue adds these rows).
+#: Columns that classifier rows fill (added by the classifier chain of the main job).
 CLASSIFIER_COLUMNS = ('AUROC', 'sensitivity', 'specificity', 'F1')
 
 

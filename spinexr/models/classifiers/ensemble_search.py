@@ -1,7 +1,7 @@
 """Choose ensemble weights and the operating threshold on out-of-fold validation predictions.
 
-The draft picked its weights (0.42 / 0.32 / 0.26) and threshold (0.478) on the test labels. Here
-the search runs on the out-of-fold (OOF) table written by
+The paper draft this project started from picked its weights (0.42 / 0.32 / 0.26) and threshold
+(0.478) on the test labels. Here the search runs on the out-of-fold (OOF) table written by
 :func:`spinexr.experiments.cross_validation.cross_validate` (``tools/cross_validate.py``): every
 image of the *training* split is predicted by the member trained without its fold. The loader
 refuses anything that is not such a table:
