@@ -34,9 +34,9 @@ def test_scale_anchor_sizes():
 
 def test_model_list_and_profiles():
     names = [m.name for m in MODELS]
-    assert len(names) == len(set(names)) == 5
+    assert len(names) == len(set(names)) == 6
     assert {'faster-rcnn_r50_fpn', 'retinanet_r50_fpn', 'sparse-rcnn_r50_fpn', 'dino-4scale_r50',
-            'yolo11n'} == set(names)
+            'yolo11n', 'rtdetr-l'} == set(names)
     assert set(PROFILES) == {'cpu-demo', 'full'}
     assert default_profile() in PROFILES
     with pytest.raises(ValueError, match='unknown profile'):
@@ -100,3 +100,19 @@ def test_derive_epoch_demo_config_for_yolo(tmp_path):
     assert hooks['YOLOParamSchedulerHook'].warmup_epochs == 1.0
     rng = cfg.model.data_preprocessor.batch_augments[0].random_size_range
     assert rng[0] < size < rng[1]
+
+
+def test_derive_epoch_demo_config_for_rtdetr(tmp_path):
+    entry = next(m for m in MODELS if m.name == 'rtdetr-l')
+    prof = dict(PROFILES['cpu-demo'])
+    cfg = Config.fromfile(derive_config(entry, prof, str(tmp_path / 'data'), str(tmp_path / 'r.py')))
+    assert cfg.model.type == 'RTDETRDetector' and cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert cfg.train_cfg.type == 'EpochBasedTrainLoop' and cfg.train_cfg.max_epochs == 1
+    assert cfg.optim_wrapper.accumulative_counts == 1 and cfg.val_cfg is None
+    assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.dataset.indices == 8
+    size = prof['img_size']
+    mosaic = next(t for t in cfg.train_dataloader.dataset.pipeline
+                  if t.type == 'YOLOCachedMosaic')
+    assert tuple(mosaic.img_scale) == (size, size)
+    stretch = next(t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'Resize')
+    assert tuple(stretch.scale) == (size, size) and stretch.keep_ratio is False
