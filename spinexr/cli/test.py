@@ -12,17 +12,11 @@ import argparse
 from spinexr.utils.cli import (add_common_args, add_dump_metric, apply_test_args, build_runner,
                                closing_process_group, load_config)
 from spinexr.models.test_time_aug import enable_tta
-from spinexr.utils.data_root import set_data_root
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     add_common_args(parser)
-    parser.add_argument(
-        '--data-root', metavar='DIR',
-        help="dataset root: becomes the config's data_root, which every '{data_root}' path "
-        '(datasets, evaluators, transforms) follows when the runner is built; the same as '
-        '--cfg-options data_root=DIR')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help='save drawn predictions under the run dir/SHOW_DIR')
@@ -44,8 +38,6 @@ def _test(cfg, out=None) -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = load_config(args)
-    if args.data_root is not None:
-        set_data_root(cfg, args.data_root)  # resolved by SpinexrRunner.from_cfg
     if args.tta or (cfg.get('tta') or {}).get('enable', False):
         enable_tta(cfg)
     cfg = apply_test_args(cfg, args.checkpoint, out=args.out, show_dir=args.show_dir)

@@ -12,17 +12,11 @@ import argparse
 
 from spinexr.utils.cli import (add_common_args, apply_train_args, build_runner,
                                closing_process_group, load_config)
-from spinexr.utils.data_root import set_data_root
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
     add_common_args(parser)
-    parser.add_argument(
-        '--data-root', metavar='DIR',
-        help="dataset root: becomes the config's data_root, which every '{data_root}' path "
-        '(datasets, evaluators, transforms) follows when the runner is built; the same as '
-        '--cfg-options data_root=DIR')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
@@ -38,8 +32,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = load_config(args)
-    if args.data_root is not None:
-        set_data_root(cfg, args.data_root)  # resolved by SpinexrRunner.from_cfg
     cfg = apply_train_args(cfg, amp=args.amp, resume=args.resume,
                            auto_scale_lr=args.auto_scale_lr)
     with closing_process_group():

@@ -17,6 +17,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from spinexr.utils.data_root import set_data_root
 from spinexr.utils.paths import config_path
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -24,8 +25,13 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by the train and test tools."""
-    parser.add_argument('config', help='config file path')
+    parser.add_argument('config', help='config file path, or a shipped config name')
     parser.add_argument('--work-dir', help='directory for logs, checkpoints and results')
+    parser.add_argument(
+        '--data-root', metavar='DIR',
+        help="dataset root: becomes the config's data_root, which every '{data_root}' path "
+        '(datasets, evaluators, transforms) follows when the runner is built; the same as '
+        '--cfg-options data_root=DIR')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value pairs, e.g. '
@@ -41,7 +47,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args: argparse.Namespace) -> Config:
-    """Load ``args.config`` and apply ``--cfg-options``, ``--launcher`` and ``--work-dir``.
+    """Load ``args.config`` and apply ``--cfg-options``, ``--launcher``, ``--work-dir`` and
+    ``--data-root``.
 
     ``args.config`` is a file or a shipped config name (``configs/x/y.py``, ``x/y.py``,
     ``spinexr::x/y.py``: :func:`spinexr.utils.paths.config_path`), so the commands work from any
@@ -65,6 +72,8 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if getattr(args, 'data_root', None) is not None:  # after --cfg-options: --data-root wins
+        set_data_root(cfg, args.data_root)  # resolved by SpinexrRunner.from_cfg
     return cfg
 
 
