@@ -1,40 +1,99 @@
-"""The classifier part of the main job: CV -> weight search -> members -> ensemble -> table rows.
+"""The classifier part of the main job: CV -> weight search -> members -> ensembles -> table rows.
 
 On the converted phantom (or any converted release) it runs, each step in a child process started
 by :func:`spinexr.utils.process.run_command` (``python -m spinexr.cli.<command>``):
 
-1. ``cross_validate`` (:func:`spinexr.experiments.cross_validation.cross_validate`): the three
-   members over study-grouped folds of the train split,
-   collecting out-of-fold predictions;
-2. ``search_ensemble`` (:func:`spinexr.models.classifiers.ensemble_search.search_ensemble`):
-   ensemble weights (0.05 grid) and threshold (Youden's J) on those
-   out-of-fold predictions only (the test annotation file is passed so that any test image in
-   them is refused);
-3. ``train`` for each member on the train split (validating on a train fold);
-4. ``ensemble_checkpoint`` (:func:`write_ensemble_checkpoint`) + ``test``: the ensemble evaluated
-   on the test split with the searched weights and threshold;
+1. ``cross_validate`` (:func:`spinexr.experiments.cross_validation.cross_validate`): every member
+   of every ensemble (:data:`MEMBERS`, each once) over the same study-grouped folds of the train
+   split, collecting out-of-fold predictions;
+2. ``search_ensemble`` (:func:`spinexr.models.classifiers.ensemble_search.search_ensemble`) per
+   ensemble of :data:`ENSEMBLES`: weights (0.05 grid) and threshold (Youden's J) on those
+   out-of-fold predictions only, for the ensemble's own ``average`` (the test annotation file is
+   passed so that any test image in them is refused);
+3. ``train`` for each member on the train split (validating on a train fold), once, shared by the
+   ensembles that use it;
+4. per ensemble ``ensemble_checkpoint`` (:func:`write_ensemble_checkpoint`) + ``test``: the
+   ensemble evaluated on the test split with its searched weights and threshold;
 5. :func:`spinexr.analysis.classifier_report.classifier_rows`: AUROC, sensitivity,
-   specificity, F1 (with bootstrap CIs) of the ensemble and of each member, as rows of the
-   comparison table, plus ROC curves; and :func:`~spinexr.analysis.classifier_report.study_rows`:
-   the same per study (views aggregated by ``study_rule``).
+   specificity, F1 (with bootstrap CIs) of each ensemble and of each member (a member shared by
+   two ensembles gets one row), as rows of the comparison table, plus ROC curves; and
+   :func:`~spinexr.analysis.classifier_report.study_rows`: the same per study (views aggregated
+   by ``study_rule``).
 
-Each step is skipped when its output exists, so an interrupted main job continues.
+The two ensembles (:data:`ENSEMBLES`): the project's DenseNet-121 + EfficientNetV2-S + ResNet-50
+probability average, and the VinDr-SpineXR paper's DenseNet-121/169/201 logit average. DenseNet-121
+is trained once for both.
+
+Each step is skipped when its output exists, so an interrupted main job continues (and a job
+finished before an ensemble was added runs only what the new one needs).
 """
+import csv
 import glob
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from spinexr.utils.paths import config_path
 from spinexr.utils.process import run_command
 
-#: Member names and configs, in the ensemble's order.
+#: Every member any ensemble of the chain uses (name, config), each trained once.
 MEMBERS = (
     ('densenet121', 'configs/classifiers/densenet121_60e_vindr-384.py'),
     ('efficientnetv2-s', 'configs/classifiers/efficientnetv2-s_60e_vindr-384.py'),
     ('resnet50', 'configs/classifiers/resnet50_60e_vindr-384.py'),
+    ('densenet169', 'configs/classifiers/densenet169_60e_vindr-384.py'),
+    ('densenet201', 'configs/classifiers/densenet201_60e_vindr-384.py'),
 )
 ENSEMBLE_CONFIG = 'configs/classifiers/ensemble_vindr-384.py'
+
+
+class EnsembleEntry(NamedTuple):
+    """One ensemble of the chain.
+
+    Attributes:
+        key (str): Short name; the outputs are ``cv/<key>_search.json``, ``<key>.pth`` and
+            ``<key>_test/`` (the first ensemble keeps the older names ``cv/ensemble_search.json``,
+            ``ensemble.pth``, ``ensemble_test/``).
+        config (str): Its ``WeightedEnsembleClassifier`` config.
+        members (tuple[str, ...]): Member names of :data:`MEMBERS`, in the config's order.
+        average (str): The config's ``model.average`` (``'prob'`` or ``'logit'``); the weight
+            search is run for it.
+        label (str): The ensemble's name in the table.
+    """
+    key: str
+    config: str
+    members: tuple
+    average: str
+    label: str
+
+
+#: The chain's ensembles, in table order.
+ENSEMBLES = (
+    EnsembleEntry('ensemble', ENSEMBLE_CONFIG, ('densenet121', 'efficientnetv2-s', 'resnet50'),
+                  'prob', 'ensemble'),
+    EnsembleEntry('densenet-paper', 'configs/classifiers/ensemble-densenet_vindr-384.py',
+                  ('densenet121', 'densenet169', 'densenet201'), 'logit',
+                  'DenseNet-121/169/201 paper ensemble (logit average)'),
+)
+
+
+def _paths(work_dir: str, entry: EnsembleEntry) -> Dict[str, str]:
+    """Where one ensemble's search json, checkpoint and test predictions live."""
+    stem = 'ensemble' if entry.key == 'ensemble' else entry.key
+    return dict(search=osp.join(work_dir, 'cv', f'{stem}_search.json'),
+                checkpoint=osp.join(work_dir, f'{stem}.pth'),
+                test_dir=osp.join(work_dir, f'{stem}_test'),
+                roc=osp.join(work_dir, 'roc_curves.png' if stem == 'ensemble'
+                             else f'roc_curves_{stem}.png'))
+
+
+def _oof_has(oof: str, names: Sequence[str]) -> bool:
+    """Whether the out-of-fold table exists and has a ``prob_<name>`` column for every name."""
+    if not osp.isfile(oof):
+        return False
+    with open(oof, newline='', encoding='utf-8') as f:
+        header = next(csv.reader(f), [])
+    return all(f'prob_{n}' in header for n in names)
 
 
 def _loader_options(data_root: str, img_size: int, batch_size: int,
@@ -110,7 +169,8 @@ def run_classifier_chain(work_dir: str,
                          n_splits: int = 2,
                          batch_size: int = 16,
                          n_bootstrap: int = 1000,
-                         study_rule: Optional[str] = 'max') -> Dict[str, object]:
+                         study_rule: Optional[str] = 'max',
+                         ensembles: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """Run the classifier chain and return its comparison-table rows.
 
     Args:
@@ -126,79 +186,131 @@ def run_classifier_chain(work_dir: str,
         study_rule (str, optional): Also add study-level rows (one per model, the views of a
             study aggregated by this rule of :mod:`spinexr.evaluation.study_level`, threshold:
             the search json's study-level Youden threshold); None: image rows only.
+        ensembles (Sequence[str], optional): Keys of :data:`ENSEMBLES` to run (default: all);
+            only their members are trained.
 
     Returns:
         dict: ``rows`` (table rows, fractions, keys of
-        :data:`spinexr.analysis.report.CLASSIFIER_COLUMNS`), ``search`` (the searched weights
-        json), ``roc`` (ROC curve PNG).
+        :data:`spinexr.analysis.report.CLASSIFIER_COLUMNS`: every ensemble's image rows, then
+        its study rows, each member once), ``search`` and ``roc`` (the first ensemble's searched
+        weights json and ROC curve PNG), ``searches`` and ``rocs`` (the same per ensemble key).
+
+    Raises:
+        ValueError: For an unknown ensemble key.
     """
-    from spinexr.analysis.classifier_report import (classifier_rows, has_study_ids,
-                                                    plot_roc_curves, study_rows)
+    from spinexr.analysis.classifier_report import has_study_ids, plot_roc_curves
+    known = {e.key: e for e in ENSEMBLES}
+    keys = list(ensembles) if ensembles is not None else list(known)
+    unknown = [k for k in keys if k not in known]
+    if unknown or not keys:
+        raise ValueError(f'unknown ensembles {unknown or keys}; choose from {list(known)}')
+    chosen = [known[k] for k in keys]
     root = data_root.rstrip('/') + '/'
     os.makedirs(work_dir, exist_ok=True)
-    names = [n for n, _ in MEMBERS]
-    configs = [config_path(c) for _, c in MEMBERS]
-    ensemble_config = config_path(ENSEMBLE_CONFIG)
+    configs = dict(MEMBERS)
+    names = [n for n, _ in MEMBERS if any(n in e.members for e in chosen)]
     loaders = _loader_options(root, img_size, batch_size)
     schedule = _schedule_options(epochs)
     log = lambda name: osp.join(work_dir, f'{name}.log')  # noqa: E731
 
+    # 1. one cross-validation of every member (folds finished before are reused)
     cv_dir = osp.join(work_dir, 'cv')
     oof = osp.join(cv_dir, 'oof_predictions.csv')
-    if not osp.isfile(oof):
-        run('cross_validate', [*configs, '--names', *names, '--n-splits', str(n_splits),
-                               '--seed', '0', '--work-dir', cv_dir, '--cfg-options', *loaders,
-                               *schedule], log_file=log('cross_validate'))
-    search = osp.join(cv_dir, 'ensemble_search.json')
-    if not osp.isfile(search):
-        run('search_ensemble', [oof, '--members', *names, '--test-ann-file',
-                                root + 'annotations/test.json', '--out', search],
-            log_file=log('search_ensemble'))
-
-    checkpoints = []
-    for name, config in zip(names, configs):
+    if not _oof_has(oof, names):
+        run('cross_validate', [*[config_path(configs[n]) for n in names], '--names', *names,
+                               '--n-splits', str(n_splits), '--seed', '0', '--work-dir', cv_dir,
+                               '--cfg-options', *loaders, *schedule],
+            log_file=log('cross_validate'))
+    # 3. every member once on the whole train split
+    checkpoints = {}
+    for name in names:
         member_dir = osp.join(work_dir, name)
         if not osp.isfile(osp.join(member_dir, 'last_checkpoint')):
-            run('train', [config, '--work-dir', member_dir, '--cfg-options', *loaders, *schedule],
-                log_file=log(f'train_{name}'))
-        checkpoints.append(_member_checkpoint(member_dir))
+            run('train', [config_path(configs[name]), '--work-dir', member_dir, '--cfg-options',
+                          *loaders, *schedule], log_file=log(f'train_{name}'))
+        checkpoints[name] = _member_checkpoint(member_dir)
 
-    ensemble_ckpt = osp.join(work_dir, 'ensemble.pth')
-    if not osp.isfile(ensemble_ckpt):
+    rows: List[dict] = []
+    image_rows: List[dict] = []
+    study_rows_: List[dict] = []
+    reported: set = set()
+    searches, rocs = {}, {}
+    for entry in chosen:
+        paths = _paths(work_dir, entry)
+        predictions = _run_ensemble(entry, paths, oof, checkpoints, root, run, log,
+                                    img_size, batch_size)
+        # each member's row once (the first ensemble that has it reports it)
+        members = [m for m in entry.members if m not in reported]
+        reported.update(members)
+        columns = {entry.label: 'prob', **{m: f'prob_{m}' for m in members}}
+        with_study = bool(study_rule) and has_study_ids(predictions)
+        image, study = _rows(predictions, columns, paths['search'], n_bootstrap,
+                             study_rule if with_study else None)
+        image_rows += image
+        study_rows_ += study
+        plot_roc_curves(predictions, paths['roc'], score_columns=columns,
+                        thresholds=paths['search'])
+        searches[entry.key], rocs[entry.key] = paths['search'], paths['roc']
+    for r in image_rows + study_rows_:
+        rows.append(_table_row(r, img_size, epochs, {e.label for e in chosen}))
+    first = chosen[0].key
+    return dict(rows=rows, search=searches[first], roc=rocs[first], searches=searches,
+                rocs=rocs)
+
+
+def _run_ensemble(entry: EnsembleEntry, paths: Dict[str, str], oof: str,
+                  checkpoints: Dict[str, str], root: str, run: Callable[..., float],
+                  log: Callable[[str], str], img_size: int, batch_size: int) -> str:
+    """Steps 2 and 4 for one ensemble: weight search, checkpoint, test; returns the test
+    predictions CSV."""
+    config = config_path(entry.config)
+    if not osp.isfile(paths['search']):
+        run('search_ensemble', [oof, '--members', *entry.members, '--average', entry.average,
+                                '--test-ann-file', root + 'annotations/test.json',
+                                '--out', paths['search']],
+            log_file=log(f'search_{entry.key}'))
+    if not osp.isfile(paths['checkpoint']):
         run('ensemble_checkpoint', [
-            ensemble_config, '--out', ensemble_ckpt, '--cfg-options',
-            *[f'model.members.{i}.checkpoint={c}' for i, c in enumerate(checkpoints)]],
-            log_file=log('ensemble_checkpoint'))
-    test_dir = osp.join(work_dir, 'ensemble_test')
-    predictions = osp.join(test_dir, 'test_predictions.csv')
+            config, '--out', paths['checkpoint'], '--cfg-options',
+            *[f'model.members.{i}.checkpoint={checkpoints[m]}'
+              for i, m in enumerate(entry.members)]],
+            log_file=log(f'checkpoint_{entry.key}'))
+    predictions = osp.join(paths['test_dir'], 'test_predictions.csv')
     if not osp.isfile(predictions):
-        run('test', [ensemble_config, ensemble_ckpt, '--work-dir', test_dir, '--cfg-options',
-                     f'model.weights_file={search}', f'test_evaluator.threshold={search}',
+        run('test', [config, paths['checkpoint'], '--work-dir', paths['test_dir'],
+                     '--cfg-options', f'model.weights_file={paths["search"]}',
+                     f'test_evaluator.threshold={paths["search"]}',
                      f'test_evaluator.prediction_file={predictions}',
                      *_loader_options(root, img_size, batch_size, splits=('test', ))],
-            log_file=log('test_ensemble'))
+            log_file=log(f'test_{entry.key}'))
+    return predictions
 
-    rows = []
-    image_rows = classifier_rows(predictions, thresholds=search, n_bootstrap=n_bootstrap)
-    by_study = []
-    if study_rule and has_study_ids(predictions):
-        by_study = study_rows(predictions, rule=study_rule, thresholds=search,
-                              n_bootstrap=n_bootstrap)
-    for r in image_rows + by_study:
-        ci = ', '.join(f'{k} {r[k + "_ci"][0]:.1f}-{r[k + "_ci"][1]:.1f}'
-                       for k in ('auroc', 'sensitivity', 'specificity', 'f1')
-                       if r.get(k + '_ci') is not None)
-        name = r['model'] if r['model'] != 'ensemble' else 'ensemble (weights+threshold on OOF)'
-        level = ''
-        if r.get('level') == 'study':
-            name = f"{r['model']} [study, {r['rule']}]"
-            level = (f"{r['n_studies']} studies, views aggregated by {r['rule']}, threshold: "
-                     f"{r['threshold_source']}; ")
-        rows.append(dict(
-            model=name, AUROC=r['auroc'] / 100, sensitivity=r['sensitivity'] / 100,
-            specificity=r['specificity'] / 100, F1=r['f1'] / 100,
-            notes=(f'classifier, {img_size} px, {epochs} epochs, {level}threshold '
-                   f'{r["threshold"]:.3f}; 95% CI: {ci}')))
-    roc = osp.join(work_dir, 'roc_curves.png')
-    plot_roc_curves(predictions, roc)
-    return dict(rows=rows, search=search, roc=roc)
+
+def _rows(predictions: str, columns: Dict[str, str], search: str, n_bootstrap: int,
+          study_rule: Optional[str]):
+    """Image rows and (with ``study_rule``) study rows of the chosen score columns."""
+    from spinexr.analysis.classifier_report import classifier_rows, study_rows
+    image = classifier_rows(predictions, score_columns=columns, thresholds=search,
+                            n_bootstrap=n_bootstrap)
+    study = (study_rows(predictions, rule=study_rule, score_columns=columns, thresholds=search,
+                        n_bootstrap=n_bootstrap) if study_rule else [])
+    return image, study
+
+
+def _table_row(r: dict, img_size: int, epochs: int, ensemble_labels: set) -> dict:
+    """One comparison-table row (fractions) from a classifier-report row (percent)."""
+    ci = ', '.join(f'{k} {r[k + "_ci"][0]:.1f}-{r[k + "_ci"][1]:.1f}'
+                   for k in ('auroc', 'sensitivity', 'specificity', 'f1')
+                   if r.get(k + '_ci') is not None)
+    name = r['model']
+    level = ''
+    if r.get('level') == 'study':
+        name = f"{r['model']} [study, {r['rule']}]"
+        level = (f"{r['n_studies']} studies, views aggregated by {r['rule']}, threshold: "
+                 f"{r['threshold_source']}; ")
+    elif name in ensemble_labels:
+        name = f'{name} (weights+threshold on OOF)'
+    return dict(model=name, AUROC=r['auroc'] / 100, sensitivity=r['sensitivity'] / 100,
+                specificity=r['specificity'] / 100, F1=r['f1'] / 100,
+                notes=(f'classifier, {img_size} px, {epochs} epochs, {level}threshold '
+                       f'{r["threshold"]:.3f}; 95% CI: {ci}'))

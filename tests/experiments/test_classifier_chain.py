@@ -5,30 +5,40 @@ import argparse
 import pytest
 from mmengine.config import Config, DictAction
 
-from spinexr.experiments.classifier_chain import (ENSEMBLE_CONFIG, MEMBERS, _loader_options,
+from spinexr.experiments.classifier_chain import (ENSEMBLES, MEMBERS, _loader_options,
                                                   _member_checkpoint, _schedule_options)
 from spinexr.testing import make_tiny_coco
 from _tools import REPO
 
 
-def _member_cfg(options, member: int = -1):
+def _member_cfg(options, member: str = 'resnet50'):
     """A member config with ``--cfg-options`` parsed and merged as the tools do."""
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    cfg = Config.fromfile(str(REPO / MEMBERS[member][1]))
+    cfg = Config.fromfile(str(REPO / dict(MEMBERS)[member]))
     cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options]).cfg_options)
     return cfg
 
 
 def test_loader_options_reach_the_member_pipelines():
-    cfg = _member_cfg(_loader_options('/data/x/', 64, 8), member=0)
-    for split in ('train', 'val', 'test'):
-        loader = cfg[f'{split}_dataloader']
-        assert loader.dataset.data_root == '/data/x/' and loader.batch_size == 8
-        resize = loader.dataset.pipeline[1]
-        assert resize.type == 'Resize' and tuple(resize.scale) == (64, 64)
-    ens = Config.fromfile(str(REPO / ENSEMBLE_CONFIG))
-    assert [m.name for m in ens.model.members] == [n for n, _ in MEMBERS]
+    for member, _ in MEMBERS:
+        cfg = _member_cfg(_loader_options('/data/x/', 64, 8), member=member)
+        for split in ('train', 'val', 'test'):
+            loader = cfg[f'{split}_dataloader']
+            assert loader.dataset.data_root == '/data/x/' and loader.batch_size == 8
+            resize = loader.dataset.pipeline[1]
+            assert resize.type == 'Resize' and tuple(resize.scale) == (64, 64)
+
+
+def test_ensembles_match_their_configs():
+    """Each ensemble's member list and average are those of its config, and every member of
+    an ensemble has a config in MEMBERS (the chain trains it once)."""
+    for entry in ENSEMBLES:
+        ens = Config.fromfile(str(REPO / entry.config))
+        assert [m.name for m in ens.model.members] == list(entry.members)
+        assert ens.model.get('average', 'prob') == entry.average
+        configs = dict(MEMBERS)
+        assert [m.config for m in ens.model.members] == [configs[n] for n in entry.members]
 
 
 def test_member_checkpoint_prefers_best(tmp_path):
