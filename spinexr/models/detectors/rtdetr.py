@@ -1,15 +1,14 @@
 """RT-DETR as an mmdet detector: Ultralytics' model, loss and top-k decoding behind mmengine."""
-from typing import Any, Dict, Optional, Union
+from typing import Dict, Optional, Union
 
-from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.dist import get_world_size
 from mmengine.structures import InstanceData
-from torch import Tensor
+from torch import Tensor, nn
 
-from spinexr.models.detectors.yolo11 import YOLO11Detector
+from spinexr.models.detectors.ultralytics_base import UltralyticsDetector
 from spinexr.models.detectors.yolo11_loss import pack_yolo_targets
 
 #: Logged names of the detached components Ultralytics reports (``giou_loss``, ``cls_loss``,
@@ -18,13 +17,17 @@ COMPONENT_NAMES = {'giou_loss': 'giou', 'cls_loss': 'cls', 'l1_loss': 'l1'}
 
 
 @MODELS.register_module()
-class RTDETRDetector(BaseDetector):
+class RTDETRDetector(UltralyticsDetector):
     """Ultralytics RT-DETR wrapped as an mmdet detector.
 
     The network is an ``ultralytics.nn.tasks.RTDETRDetectionModel`` built from an Ultralytics model
-    YAML (``'rtdetr-l.yaml'``, or a path / dict of one), held as ``self.yolo`` (the attribute name
-    of :class:`YOLO11Detector`, whose weight loading, inference preparation, feature extraction and
-    box mapping are shared here; state-dict keys ``yolo.model.<i>...``).
+    YAML (``'rtdetr-l.yaml'``, or a path / dict of one), held as ``self.yolo`` (state-dict keys
+    ``yolo.model.<i>...``). Weight loading, inference preparation, feature extraction, memory
+    format and box mapping are those of the base class,
+    :class:`~spinexr.models.detectors.ultralytics_base.UltralyticsDetector`, shared with
+    :class:`~spinexr.models.detectors.yolo11.YOLO11Detector`. The raw forward
+    (``mode='tensor'``) returns the decoder's tuple in training mode, ``(top-k (N, K, 6), tuple)``
+    in eval mode.
 
     Training calls the model's own ``loss(batch)``: the decoder runs with Ultralytics' contrastive
     denoising queries built from the targets, and ``RTDETRDetectionLoss`` (VFL classification, L1
@@ -44,7 +47,7 @@ class RTDETRDetector(BaseDetector):
     Prediction follows Ultralytics' ``RTDETRValidator.postprocess``: the head's top-k over
     queries x classes (sorted scores, several labels per query possible, no NMS), scores above
     ``conf_thr``, the first ``max_det``; normalised xywh to xyxy pixels of the batch tensor, then
-    to the original image (:meth:`YOLO11Detector.to_original`), all in float32.
+    to the original image (:meth:`to_original`), all in float32.
 
     Args:
         model_yaml (str | dict): Ultralytics RT-DETR model YAML, e.g. ``'rtdetr-l.yaml'`` (or a
@@ -60,7 +63,7 @@ class RTDETRDetector(BaseDetector):
             downloaded.
         trust_checkpoint (bool): Unpickle ``pretrained`` in full (runs any code it holds).
             Defaults to False: read with an allow-list, see
-            :meth:`YOLO11Detector.load_ultralytics_weights`.
+            :meth:`load_ultralytics_weights`.
         channels_last (bool, optional): Channels-last network; ``None`` (default): on CUDA only,
             as Ultralytics' trainer.
         data_preprocessor (dict, optional): Defaults to ``YOLODetDataPreprocessor``.
@@ -78,64 +81,41 @@ class RTDETRDetector(BaseDetector):
                  channels_last: Optional[bool] = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='YOLODetDataPreprocessor')
-        if isinstance(data_preprocessor, dict):  # resolve in mmdet's registry whatever the scope
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        # lazy: importing ultralytics sets environment variables and thread counts
-        from ultralytics.nn.tasks import RTDETRDetectionModel
-
-        yaml_cfg = dict(model_yaml) if isinstance(model_yaml, dict) else model_yaml
-        self.yolo = RTDETRDetectionModel(yaml_cfg, ch=3, nc=num_classes, verbose=False)
-        # what Ultralytics' trainer sets (set_model_attributes): the criterion reads ``nc``
-        self.yolo.nc = num_classes
-        self.yolo.names = {i: str(i) for i in range(num_classes)}
-        self.model_yaml = model_yaml
-        self.num_classes = num_classes
-        self.ultralytics_loss_scale = bool(ultralytics_loss_scale)
-        self.loss_gain = float(loss_gain)
-        self.accumulation_gain = 1.0  # set by SpinexrRunner from the built optimizer wrapper
+        super().__init__(
+            model_yaml=model_yaml,
+            num_classes=num_classes,
+            ultralytics_loss_scale=ultralytics_loss_scale,
+            loss_gain=loss_gain,
+            pretrained=pretrained,
+            trust_checkpoint=trust_checkpoint,
+            channels_last=channels_last,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
         self.test_cfg = {**dict(conf_thr=0.001, max_det=300), **(test_cfg or {})}
         unknown = set(self.test_cfg) - {'conf_thr', 'max_det'}
         if unknown:
             raise ValueError(f'unknown test_cfg keys {sorted(unknown)} for RTDETRDetector '
                              '(conf_thr, max_det; RT-DETR has no NMS)')
-        self.pretrained = pretrained
-        self.trust_checkpoint = bool(trust_checkpoint)
-        self.channels_last = channels_last
-        self._criterion = None  # read by the shared weight loader (YOLO11Detector's attribute)
 
-    # ------------------------------------------------- shared with YOLO11Detector (no super())
-    load_ultralytics_weights = YOLO11Detector.load_ultralytics_weights
-    prepare_for_inference = YOLO11Detector.prepare_for_inference
-    extract_feat = YOLO11Detector.extract_feat
-    _apply_memory_format = YOLO11Detector._apply_memory_format
-    _prepare_inputs = YOLO11Detector._prepare_inputs
-    to_original = staticmethod(YOLO11Detector.to_original)
+    def _build_network(self, model_yaml: Union[str, dict], num_classes: int) -> nn.Module:
+        """Build Ultralytics' ``RTDETRDetectionModel`` with the attributes its trainer sets.
 
-    def init_weights(self) -> None:
-        """Run mmengine's initialisation, then transfer ``pretrained`` Ultralytics weights."""
-        super().init_weights()
-        if self.pretrained:
-            self.load_ultralytics_weights(self.pretrained)
+        Args:
+            model_yaml (str | dict): RT-DETR model YAML (name, path, or a dict, copied here).
+            num_classes (int): Number of classes.
 
-    def to(self, *args, **kwargs) -> 'RTDETRDetector':
-        """Move/cast the model; channels-last on CUDA (see ``channels_last``)."""
-        module = super().to(*args, **kwargs)
-        self._apply_memory_format()
-        return module
+        Returns:
+            nn.Module: The ``RTDETRDetectionModel``, with ``nc`` and ``names`` set.
+        """
+        # lazy: importing ultralytics sets environment variables and thread counts
+        from ultralytics.nn.tasks import RTDETRDetectionModel
 
-    def cuda(self, *args, **kwargs) -> 'RTDETRDetector':
-        """Move the model to CUDA (channels-last by default there)."""
-        module = super().cuda(*args, **kwargs)
-        self._apply_memory_format()
-        return module
-
-    def _forward(self, batch_inputs: Tensor, batch_data_samples: OptConfigType = None) -> Any:
-        """Raw network output: the decoder's tuple in training mode; ``(top-k (N, K, 6), tuple)``
-        in eval mode."""
-        return self.yolo(batch_inputs)
+        yaml_cfg = dict(model_yaml) if isinstance(model_yaml, dict) else model_yaml
+        model = RTDETRDetectionModel(yaml_cfg, ch=3, nc=num_classes, verbose=False)
+        # what Ultralytics' trainer sets (set_model_attributes): the criterion reads ``nc``
+        model.nc = num_classes
+        model.names = {i: str(i) for i in range(num_classes)}
+        return model
 
     # ------------------------------------------------------------------ loss
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
