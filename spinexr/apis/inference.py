@@ -120,7 +120,7 @@ def build_detector(config: Union[str, 'Config'], checkpoint: Optional[str], devi
             ``channels_last`` then do nothing): the comparison table counts its parameters.
 
     The config's ``custom_imports`` are imported first. The detector prepares itself for
-    inference (``YOLO11Detector.prepare_for_inference``: fuse, in-place activations,
+    inference (``UltralyticsDetector.prepare_for_inference``: fuse, in-place activations,
     channels-last, half); other mmdet detectors are only put in eval mode on the device.
 
     Returns:

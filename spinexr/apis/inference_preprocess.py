@@ -111,7 +111,7 @@ def interpolation_for(path: str, src_hw: Tuple[int, int], dst_hw: Tuple[int, int
 
 
 def boxes_to_network(bboxes: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
-    """Forward map of :meth:`YOLO11Detector.to_original` / mmdet's rescale: original -> network
+    """Forward map of :meth:`UltralyticsDetector.to_original` / mmdet's rescale: original -> network
     pixels (used to test the round trip)."""
     out = np.asarray(bboxes, dtype=np.float64).copy()
     out[:, 0::2] *= meta['scale_factor'][0]
