@@ -84,8 +84,8 @@ def _run_args(work_dir: str, max_epochs: int, close_epochs: int, workers: int = 
 
 
 def _train(args: dict, **changes) -> dict:
-    """Train a SpinexrRunner built from ``args``; the epochs (0-based) -> whether they ran the stage-2
-    pipeline."""
+    """Train a SpinexrRunner built from ``args``; returns the epochs (0-based) -> whether they
+    ran the stage-2 pipeline."""
     from spinexr.engine import SpinexrRunner  # its checkpoint loading is the one --resume uses
     runner = SpinexrRunner(**dict(args, **changes))
     recorder = StageRecorder()
