@@ -230,8 +230,8 @@ def adapter_config(args, data: Path, work: Path, accumulate: int, close_mosaic: 
     for ev in (cfg.val_evaluator, cfg.test_evaluator):
         ev.ann_file = root + 'annotations/test.json'
     for hook in cfg.custom_hooks:
-        if hook['type'] == 'PipelineSwitchHook':
-            hook['switch_epoch'] = args.epochs - close_mosaic
+        if hook['type'] == 'CloseMosaicHook':  # switches at epoch args.epochs - close_mosaic
+            hook['close_epochs'] = close_mosaic
             hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], size / 640)
         if hook['type'] == 'YOLOParamSchedulerHook':
             hook['warmup_epochs'] = args.warmup_epochs

@@ -339,7 +339,8 @@ def measure_pipelines(runner, tr, args) -> dict:
     res = {}
     for stage in ('mosaic', 'no_mosaic'):
         if stage == 'no_mosaic':
-            switch = [h for h in runner.cfg.custom_hooks if h['type'] == 'PipelineSwitchHook']
+            switch = [h for h in runner.cfg.custom_hooks
+                      if h['type'] in ('CloseMosaicHook', 'PipelineSwitchHook')]
             ads.pipeline = Compose(switch[0]['switch_pipeline'])
             tr._close_dataloader_mosaic()
         m = measure_pipeline(dict(adapter=(ads, adapter_staged(ads)),

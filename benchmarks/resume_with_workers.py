@@ -97,8 +97,8 @@ def write_config(args, data: Path, work: Path) -> Path:
     cfg.train_dataloader.batch_size = args.batch
     close_mosaic = close_mosaic_epochs(args.epochs)
     for hook in cfg.custom_hooks:
-        if hook['type'] == 'PipelineSwitchHook':
-            hook['switch_epoch'] = args.epochs - close_mosaic
+        if hook['type'] == 'CloseMosaicHook':  # switches at epoch args.epochs - close_mosaic
+            hook['close_epochs'] = close_mosaic
             hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], factor)
     cfg.train_cfg.max_epochs = args.epochs
     cfg.train_cfg.val_interval = args.epochs  # validate once, after the last epoch

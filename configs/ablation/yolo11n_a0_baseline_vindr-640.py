@@ -22,4 +22,4 @@ train_pipeline = _letterbox_only(_base_.train_pipeline_stage2, _base_.img_scale)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 model = dict(data_preprocessor=dict(batch_augments=None))  # no multi-scale either
 # Only the EMA hook: there is no mosaic stage to switch off.
-custom_hooks = [h for h in _base_.custom_hooks if h['type'] != 'PipelineSwitchHook']
+custom_hooks = [h for h in _base_.custom_hooks if h['type'] != 'CloseMosaicHook']

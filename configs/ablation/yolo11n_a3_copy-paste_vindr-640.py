@@ -28,6 +28,6 @@ train_pipeline = _with_copy_paste(_base_.train_pipeline)
 train_pipeline_stage2 = _with_copy_paste(_base_.train_pipeline_stage2)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [
-    dict(h, switch_pipeline=train_pipeline_stage2) if h['type'] == 'PipelineSwitchHook' else h
+    dict(h, switch_pipeline=train_pipeline_stage2) if h['type'] == 'CloseMosaicHook' else h
     for h in _base_.custom_hooks
 ]

@@ -132,7 +132,10 @@ custom_hooks = [
     # is mmdet's ExpMomentumEMA arithmetic with one fused update and no device-to-host sync.
     dict(type='YOLOEMAHook', ema_type='YOLOModelEMA', momentum=0.0001, gamma=2000,
          update_buffers=True, priority=49),
-    dict(type='PipelineSwitchHook', switch_epoch=max_epochs - close_mosaic_epochs,
+    # the last close_mosaic_epochs of the run as trained: switches at epoch
+    # max_epochs - close_mosaic_epochs, computed from train_cfg.max_epochs when training starts
+    # (so --cfg-options train_cfg.max_epochs=N moves it), as Ultralytics' close_mosaic
+    dict(type='CloseMosaicHook', close_epochs=close_mosaic_epochs,
          switch_pipeline=train_pipeline_stage2),
 ]
 

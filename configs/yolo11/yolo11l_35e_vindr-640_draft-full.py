@@ -44,6 +44,6 @@ train_dataloader = dict(
                  normal='class'),
     dataset=dict(pipeline=train_pipeline))
 custom_hooks = [
-    dict(h, switch_pipeline=train_pipeline_stage2) if h['type'] == 'PipelineSwitchHook' else h
+    dict(h, switch_pipeline=train_pipeline_stage2) if h['type'] == 'CloseMosaicHook' else h
     for h in _base_.custom_hooks
 ]

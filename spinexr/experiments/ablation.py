@@ -103,8 +103,11 @@ def prepare_config(cfg: Config,
             if 'T_max' in s:
                 s.T_max = s.end - s.get('begin', 0)
         for h in cfg.get('custom_hooks', []) or []:
-            if 'switch_epoch' in h:
+            if 'switch_epoch' in h:  # mmdet's PipelineSwitchHook
                 h.switch_epoch = max(1, min(epochs - 1, scale(h.switch_epoch)))
+            if h.get('close_epochs'):  # CloseMosaicHook; 0 (never switch) stays 0
+                # between 1 and epochs - 1 epochs closed (none when epochs is 1)
+                h.close_epochs = min(epochs - 1, max(1, scale(h.close_epochs)))
             if 'warmup_epochs' in h:  # YOLOParamSchedulerHook
                 h.warmup_epochs = max(1.0, h.warmup_epochs * epochs / old_epochs)
     # mmengine validates at the last epoch whatever val_interval says, unless val_begin is later

@@ -126,7 +126,11 @@ def _epoch_demo(cfg, epochs: int, factor: float) -> None:
     for hook in cfg.get('custom_hooks', []):
         if hook['type'] == 'YOLOParamSchedulerHook':
             hook['warmup_epochs'] = 1.0
-        elif hook['type'] == 'PipelineSwitchHook':
+        elif hook['type'] == 'CloseMosaicHook':
+            # the last fifth without mosaic (at least one epoch, none in a 1-epoch demo)
+            hook['close_epochs'] = min(epochs - 1, max(1, epochs // 5))
+            hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], factor)
+        elif hook['type'] == 'PipelineSwitchHook':  # mmdet's, with an absolute switch epoch
             hook['switch_epoch'] = max(1, epochs - max(1, epochs // 5))
             hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], factor)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=epochs, max_keep_ckpts=1)

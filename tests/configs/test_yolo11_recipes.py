@@ -29,7 +29,7 @@ def _load(name: str) -> Config:
 
 
 def _stage2_hook(cfg) -> dict:
-    hooks = [h for h in cfg['custom_hooks'] if h['type'] == 'PipelineSwitchHook']
+    hooks = [h for h in cfg['custom_hooks'] if h['type'] == 'CloseMosaicHook']
     assert len(hooks) == 1
     return hooks[0]
 
@@ -109,7 +109,8 @@ def _tiny(cfg: Config, root: str, work_dir: str) -> Config:
         loader.update(num_workers=0, persistent_workers=False)
         loader.dataset.pipeline = scale_pipeline_sizes(loader.dataset.pipeline, 128 / 640)
     for hook in cfg.custom_hooks:
-        if hook['type'] == 'PipelineSwitchHook':
+        if hook['type'] == 'CloseMosaicHook':
+            hook['close_epochs'] = 0  # the one epoch trains the mosaic stage
             hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], 128 / 640)
     cfg.train_dataloader.batch_size = NUM_TRAIN  # one epoch = one iteration
     cfg.train_cfg.max_epochs = 1
@@ -153,7 +154,7 @@ def test_recipe_trains_one_iteration(name, rare_root, tmp_path):
     # copy-paste right after loading, reading the training annotations at the moved root
     transforms = dataset.pipeline.transforms
     pasters = [t for t in transforms if isinstance(t, BoxCopyPaste)]
-    stage2 = [h for h in runner.hooks if type(h).__name__ == 'PipelineSwitchHook'][0]
+    stage2 = [h for h in runner.hooks if type(h).__name__ == 'CloseMosaicHook'][0]
     stage2_types = [t['type'] for t in stage2.switch_pipeline]
     if full:
         assert len(pasters) == 1

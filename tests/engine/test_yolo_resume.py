@@ -57,8 +57,8 @@ def recipe_config(data_root: Path, work_dir: Path, max_epochs: int = 3):
     for hook in cfg.custom_hooks:
         if hook['type'] == 'YOLOParamSchedulerHook':
             hook['warmup_epochs'] = 2  # the resume falls inside the warm-up
-        if hook['type'] == 'PipelineSwitchHook':
-            hook['switch_epoch'] = 2  # mosaic closes after the resume
+        if hook['type'] == 'CloseMosaicHook':
+            hook['close_epochs'] = max_epochs - 2  # mosaic closes after the resume (epoch 3 of 3)
             hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], factor)
     # never the pipeline's 64 px, so the size the batch resize picked last matters after a resume
     cfg.model.data_preprocessor.batch_augments[0]['random_size_range'] = (96, 128)

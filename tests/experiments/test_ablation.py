@@ -36,7 +36,8 @@ def test_ladder_configs_and_cpu_profile():
     assert 'YOLOCachedMosaic' not in types0 and 'RandomFlip' not in types0
     types3 = [t['type'] for t in a3.train_dataloader.dataset.pipeline]
     assert types3.index('BoxCopyPaste') == types3.index('LoadAnnotations') + 1
-    switch = [h for h in a3.custom_hooks if h['type'] == 'PipelineSwitchHook'][0]
+    assert not [h for h in a0.custom_hooks if h['type'] == 'CloseMosaicHook']  # no mosaic stage
+    switch = [h for h in a3.custom_hooks if h['type'] == 'CloseMosaicHook'][0]
     assert 'BoxCopyPaste' in [t['type'] for t in switch.switch_pipeline]
     assert a5.train_dataloader.sampler == dict(type='ClassBalancedSampler', exponent=0.5,
                                                reduce='max', normal='class')
@@ -57,7 +58,7 @@ def test_ladder_configs_and_cpu_profile():
     assert cfg.train_dataloader.num_workers == 0 and not cfg.train_dataloader.persistent_workers
     assert cfg.optim_wrapper.accumulative_counts == 1 and cfg.model.loss_gain == 1.0
     hooks = {h['type']: h for h in cfg.custom_hooks}
-    assert 1 <= hooks['PipelineSwitchHook'].switch_epoch < 8
+    assert hooks['CloseMosaicHook'].close_epochs == 2  # 10 of 35 epochs -> 2 of 8
     assert hooks['YOLOParamSchedulerHook'].warmup_epochs >= 1.0
     with pytest.raises(KeyError, match='unknown profile'):
         prepare_config(a0, seed=0, profile='gpu-huge')

@@ -96,7 +96,8 @@ def test_derive_epoch_demo_config_for_yolo(tmp_path):
                   if t.type == 'YOLOCachedMosaic')
     assert tuple(mosaic.img_scale) == (size, size)
     hooks = {h.type: h for h in cfg.custom_hooks}
-    assert hooks['PipelineSwitchHook'].switch_epoch < entry.demo_epochs
+    # the last fifth of the demo without mosaic: switches at epoch 24 of 30 (at run time)
+    assert hooks['CloseMosaicHook'].close_epochs == entry.demo_epochs // 5 == 6
     assert hooks['YOLOParamSchedulerHook'].warmup_epochs == 1.0
     rng = cfg.model.data_preprocessor.batch_augments[0].random_size_range
     assert rng[0] < size < rng[1]
@@ -116,3 +117,5 @@ def test_derive_epoch_demo_config_for_rtdetr(tmp_path):
     assert tuple(mosaic.img_scale) == (size, size)
     stretch = next(t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'Resize')
     assert tuple(stretch.scale) == (size, size) and stretch.keep_ratio is False
+    hooks = {h.type: h for h in cfg.custom_hooks}
+    assert hooks['CloseMosaicHook'].close_epochs == 0  # the 1-epoch demo keeps mosaic

@@ -17,7 +17,7 @@ def _cfg(**extra) -> Config:
                       dict(type='BoxCopyPaste', data_root='{data_root}',
                            ann_file='annotations/train.json')])),
         val_evaluator=dict(type='CocoMetric', ann_file='{data_root}/annotations/test.json'),
-        custom_hooks=[dict(type='PipelineSwitchHook', switch_pipeline=(
+        custom_hooks=[dict(type='CloseMosaicHook', close_epochs=10, switch_pipeline=(
             dict(type='BoxCopyPaste', data_root='{data_root}', ann_file='a.json'), ))],
         work_dir='work_dirs/x', **extra))
 

@@ -64,7 +64,7 @@ def test_recipe_pipeline_equals_mmdet_transforms(tmp_path, stage):
         pipeline = cfg.train_pipeline
     else:
         pipeline = [h for h in cfg.custom_hooks
-                    if h['type'] == 'PipelineSwitchHook'][0]['switch_pipeline']
+                    if h['type'] == 'CloseMosaicHook'][0]['switch_pipeline']
     pipeline = scale_pipeline_sizes(Config({'p': pipeline}).to_dict()['p'], FACTOR)
     for t in pipeline:
         if t['type'] == 'CachedMixUp':

@@ -170,7 +170,7 @@ def test_recipe_config_is_ultralytics_rtdetr_trainer():
     hooks = {h['type']: h for h in cfg.custom_hooks}
     sched = hooks['YOLOParamSchedulerHook']
     assert not sched['cos_lr'] and sched['warmup_bias_lr'] == 0.0 and sched['lrf'] == 0.01
-    assert hooks['PipelineSwitchHook']['switch_epoch'] == 62
+    assert hooks['CloseMosaicHook']['close_epochs'] == 10  # switches at epoch 62 of 72
     types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
     assert types.index('Resize') < types.index('YOLOCachedMosaic') and 'CachedMixUp' not in types
     assert cfg.train_dataloader.dataset.pipeline[2]['keep_ratio'] is False  # stretched
@@ -204,7 +204,8 @@ def test_recipe_trains_and_tests_through_the_tools(tiny_coco, tmp_path):
     for hook in cfg.custom_hooks:
         if hook['type'] == 'YOLOParamSchedulerHook':
             hook['warmup_epochs'] = 1
-        if hook['type'] == 'PipelineSwitchHook':
+        if hook['type'] == 'CloseMosaicHook':
+            hook['close_epochs'] = 0  # the one epoch stays in the mosaic stage
             hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], 128 / 640)
     cfg_file = str(tmp_path / 'cfg.py')
     cfg.dump(cfg_file)

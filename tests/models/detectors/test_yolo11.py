@@ -301,8 +301,8 @@ def test_runner_train_resume_test_with_recipe_config(tiny_coco, tmp_path):
     for hook in cfg.custom_hooks:
         if hook['type'] == 'YOLOParamSchedulerHook':
             hook['warmup_epochs'] = 1
-        if hook['type'] == 'PipelineSwitchHook':
-            hook['switch_epoch'] = 1
+        if hook['type'] == 'CloseMosaicHook':
+            hook['close_epochs'] = 0  # the first run (1 epoch) keeps mosaic
             hook['switch_pipeline'] = scale_pipeline_sizes(hook['switch_pipeline'], 128 / 640)
     cfg.model.data_preprocessor.batch_augments[0]['random_size_range'] = (96, 160)
     cfg.default_hooks.logger.interval = 1
@@ -315,6 +315,8 @@ def test_runner_train_resume_test_with_recipe_config(tiny_coco, tmp_path):
 
     cfg.train_cfg.max_epochs = 2
     cfg.resume = True
+    close = [h for h in cfg.custom_hooks if h['type'] == 'CloseMosaicHook'][0]
+    close['close_epochs'] = 1  # the resumed run closes mosaic for its (last) epoch
     runner = SpinexrRunner.from_cfg(copy.deepcopy(cfg))
     runner.train()
     assert runner.epoch == 2
