@@ -168,6 +168,16 @@ def case_param_scheduler_hook(entry, request):
         assert group['momentum'] == pytest.approx(0.9)
 
 
+def case_close_mosaic_hook(entry, request):
+    hook = build(entry, dict(close_epochs=10, switch_pipeline=[]))
+    assert isinstance(hook, entry.obj)
+    # the switch epoch follows the run's max_epochs (Ultralytics' close_mosaic), 0 never switches
+    assert [hook.switch_epoch_for(n) for n in (35, 100, 5)] == [25, 90, 0]
+    assert build(entry, dict(close_epochs=0, switch_pipeline=[])).switch_epoch_for(35) is None
+    with pytest.raises(ValueError, match='close_epochs'):
+        build(entry, dict(close_epochs=-1, switch_pipeline=[]))
+
+
 def case_detection_ensemble(entry, request):
     from spinexr.evaluation.coco_ap import load_coco_gt
     root = request.getfixturevalue('tiny_coco')
@@ -210,6 +220,7 @@ CASES: Dict[str, Callable] = {
     'ResumeStateHook': case_resume_state_hook,
     'YOLOEMAHook': case_yolo_ema_hook,
     'YOLOParamSchedulerHook': case_param_scheduler_hook,
+    'CloseMosaicHook': case_close_mosaic_hook,
     # task utils (spinexr.apis)
     'DetectionEnsemble': case_detection_ensemble,
 }
