@@ -73,7 +73,7 @@ ENSEMBLES = (
                   'prob', 'ensemble'),
     EnsembleEntry('densenet-paper', 'configs/classifiers/ensemble-densenet_vindr-384.py',
                   ('densenet121', 'densenet169', 'densenet201'), 'logit',
-                  'DenseNet-121/169/201 paper ensemble (logit average)'),
+                  'DenseNet-121/169/201 paper ensemble, logit average'),
 )
 
 

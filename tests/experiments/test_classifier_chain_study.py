@@ -54,7 +54,7 @@ def test_chain_rows_include_both_ensembles_and_study_rows(tmp_path):
     _finished_chain(tmp_path)
     out = run_classifier_chain(str(tmp_path), str(tmp_path / 'data'), _no_run, n_bootstrap=20)
     models = [r['model'] for r in out['rows']]
-    paper = 'DenseNet-121/169/201 paper ensemble (logit average)'
+    paper = 'DenseNet-121/169/201 paper ensemble, logit average'
     image = ['ensemble (weights+threshold on OOF)', 'densenet121', 'efficientnetv2-s',
              'resnet50', f'{paper} (weights+threshold on OOF)', 'densenet169', 'densenet201']
     study = [f'{m} [study, max]' for m in ('ensemble', 'densenet121', 'efficientnetv2-s',
