@@ -21,5 +21,5 @@ def _letterbox_only(pipeline, img_scale):
 train_pipeline = _letterbox_only(_base_.train_pipeline_stage2, _base_.img_scale)
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 model = dict(data_preprocessor=dict(batch_augments=None))  # no multi-scale either
-# Only the EMA hook: there is no mosaic stage to switch off.
+# The recipe's hooks but CloseMosaicHook (EMA, lr schedule stay): no mosaic stage to close.
 custom_hooks = [h for h in _base_.custom_hooks if h['type'] != 'CloseMosaicHook']
