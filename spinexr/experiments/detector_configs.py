@@ -69,7 +69,7 @@ MODELS: List[ModelEntry] = [
                    'model.test_cfg.rpn.nms_pre': 500,
                    'model.test_cfg.rpn.max_per_img': 300,
                    'train_dataloader.batch_size': 8,
-               }, demo_lr=0.02, demo_iters=240,
+               }, demo_lr=0.02, demo_iters=192,
                demo_notes='FPN and heads 128 channels, 512-d RoI fcs, 128 sampled RoIs, '
                '300 test proposals'),
     ModelEntry('retinanet_r50_fpn', 'configs/retinanet/retinanet_r50_fpn_12e_vindr-640.py',
@@ -79,7 +79,7 @@ MODELS: List[ModelEntry] = [
                    'model.bbox_head.feat_channels': 128,
                    'model.bbox_head.stacked_convs': 2,
                    'train_dataloader.batch_size': 8,
-               }, demo_lr=0.01, demo_iters=240,
+               }, demo_lr=0.01, demo_iters=192,
                demo_notes='FPN and head 128 channels, 2 head convs per branch'),
     ModelEntry('sparse-rcnn_r50_fpn',
                'configs/sparse_rcnn/sparse-rcnn_r50_fpn_12e_vindr-640.py',
