@@ -191,8 +191,9 @@ def run_classifier_chain(work_dir: str,
 
     Returns:
         dict: ``rows`` (table rows, fractions, keys of
-        :data:`spinexr.analysis.report.CLASSIFIER_COLUMNS`: every ensemble's image rows, then
-        its study rows, each member once), ``search`` and ``roc`` (the first ensemble's searched
+        :data:`spinexr.analysis.report.CLASSIFIER_COLUMNS`: the image rows of every ensemble,
+        each followed by its members not reported before, then the study rows in the same
+        order), ``search`` and ``roc`` (the first ensemble's searched
         weights json and ROC curve PNG), ``searches`` and ``rocs`` (the same per ensemble key).
 
     Raises:
