@@ -91,11 +91,9 @@ class RTDETRDetector(UltralyticsDetector):
             channels_last=channels_last,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.test_cfg = {**dict(conf_thr=0.001, max_det=300), **(test_cfg or {})}
-        unknown = set(self.test_cfg) - {'conf_thr', 'max_det'}
-        if unknown:
-            raise ValueError(f'unknown test_cfg keys {sorted(unknown)} for RTDETRDetector '
-                             '(conf_thr, max_det; RT-DETR has no NMS)')
+        # RT-DETR has no NMS: no iou_thr / multi_label / agnostic
+        self.test_cfg = self._with_defaults('test_cfg', dict(conf_thr=0.001, max_det=300),
+                                            test_cfg, 'RTDETRDetector')
 
     def _build_network(self, model_yaml: Union[str, dict], num_classes: int) -> nn.Module:
         """Build Ultralytics' ``RTDETRDetectionModel`` with the attributes its trainer sets.

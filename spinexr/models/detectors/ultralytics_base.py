@@ -74,6 +74,30 @@ class UltralyticsDetector(BaseDetector):
         #: A subclass's lazily built criterion (not a sub-module); dropped when weights change.
         self._criterion = None
 
+    @staticmethod
+    def _with_defaults(what: str, defaults: Dict[str, Any], given: Optional[dict],
+                       owner: str) -> Dict[str, Any]:
+        """``defaults`` updated by ``given``, refusing keys that ``defaults`` does not have.
+
+        Args:
+            what (str): The argument's name, for the error (e.g. ``'test_cfg'``).
+            defaults (dict): Every allowed key with its default.
+            given (dict, optional): The user's values.
+            owner (str): Who refuses, for the error (e.g. ``'YOLO11Detector'``).
+
+        Returns:
+            dict: The merged settings.
+
+        Raises:
+            ValueError: For a key not in ``defaults`` (the message lists the allowed ones).
+        """
+        merged = {**defaults, **(given or {})}
+        unknown = set(merged) - set(defaults)
+        if unknown:
+            raise ValueError(f'unknown {what} keys {sorted(unknown)} for {owner} '
+                             f'(allowed: {", ".join(defaults)})')
+        return merged
+
     @abstractmethod
     def _build_network(self, model_yaml: Union[str, dict], num_classes: int) -> nn.Module:
         """Build the Ultralytics network held as ``self.yolo``.

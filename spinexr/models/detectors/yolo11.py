@@ -92,19 +92,13 @@ class YOLO11Detector(UltralyticsDetector):
             channels_last=channels_last,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.loss_gains = {**dict(box=7.5, cls=0.5, dfl=1.5), **(loss_gains or {})}
+        self.loss_gains = self._with_defaults('loss_gains', dict(box=7.5, cls=0.5, dfl=1.5),
+                                              loss_gains, 'YOLO11Detector')
         self.cls_loss = copy.deepcopy(dict(cls_loss)) if cls_loss else dict(type='bce')
         self.tal_topk = tal_topk
-        self.test_cfg = {
-            **dict(conf_thr=0.001, iou_thr=0.65, max_det=300, multi_label=False, agnostic=False),
-            **(test_cfg or {})
-        }
-        unknown = set(self.test_cfg) - {'conf_thr', 'iou_thr', 'max_det', 'multi_label', 'agnostic'}
-        if unknown:
-            raise ValueError(f'unknown test_cfg keys {sorted(unknown)} for YOLO11Detector')
-        unknown = set(self.loss_gains) - {'box', 'cls', 'dfl'}
-        if unknown:
-            raise ValueError(f'unknown loss_gains keys {sorted(unknown)} (box, cls, dfl)')
+        self.test_cfg = self._with_defaults(
+            'test_cfg', dict(conf_thr=0.001, iou_thr=0.65, max_det=300, multi_label=False,
+                             agnostic=False), test_cfg, 'YOLO11Detector')
         self._criterion_device = None  # device of the lazily built criterion (``_criterion``)
 
     def _build_network(self, model_yaml: str, num_classes: int) -> nn.Module:

@@ -58,3 +58,19 @@ def test_state_dict_keys_unchanged(cls, kwargs, count, digest):
     keys = sorted(cls(**kwargs).state_dict())
     assert len(keys) == count
     assert hashlib.sha256('\n'.join(keys).encode()).hexdigest() == digest
+
+
+@pytest.mark.parametrize('cls, kwargs, message', [
+    (YOLO11Detector, dict(model_yaml='yolo11n.yaml', test_cfg=dict(iou=0.5)),
+     r"unknown test_cfg keys \['iou'\] for YOLO11Detector"),
+    (YOLO11Detector, dict(model_yaml='yolo11n.yaml', loss_gains=dict(bbox=1.0)),
+     r"unknown loss_gains keys \['bbox'\] for YOLO11Detector \(allowed: box, cls, dfl\)"),
+    (RTDETRDetector, dict(model_yaml=tiny_rtdetr_yaml(), test_cfg=dict(iou_thr=0.5)),
+     r"unknown test_cfg keys \['iou_thr'\] for RTDETRDetector \(allowed: conf_thr, max_det\)"),
+])
+def test_unknown_settings_are_refused(cls, kwargs, message):
+    """A misspelt test_cfg / loss_gains key is an error naming the allowed keys, not ignored."""
+    with pytest.raises(ValueError, match=message):
+        cls(num_classes=7, **kwargs)
+    good = cls(num_classes=7, model_yaml=kwargs['model_yaml'], test_cfg=dict(max_det=10))
+    assert good.test_cfg['max_det'] == 10 and good.test_cfg['conf_thr'] == 0.001
